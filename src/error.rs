@@ -1,0 +1,196 @@
+//! [`Error`]: what `step`, `advance` and `Node::new` refuse, sorted by whose
+//! fault it is.
+//!
+//! Bad input from the network is never an `Error`: a message the node cannot
+//! accept is dropped and counted (see [`crate::DropReason`]). An `Error` is
+//! about the caller's own request: a proposal that cannot be taken now, a
+//! broken contract, a configuration or restored state that does not hold
+//! together. Each message says what to do about it.
+
+use core::fmt;
+
+use crate::types::{Index, NodeId};
+
+/// Why a call was refused. When a call returns an `Error` the node is
+/// unchanged, as if the call had not been made.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A proposal was made to a node that is not the leader. Send it to
+    /// `leader` if there is one, or retry after an election.
+    NotLeader {
+        /// The leader this node knows of in its current term, if any.
+        leader: Option<NodeId>,
+    },
+    /// The caller broke the `step → Ready → advance` contract.
+    Misuse(Misuse),
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The state handed to [`crate::Node::new`] does not hold together.
+    Restore(RestoreError),
+}
+
+/// A broken call contract: the caller's bug.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// `advance` was given an id that no `Ready` has carried yet.
+    AdvanceUnknown {
+        /// The id passed to `advance`.
+        id: u64,
+        /// The last id handed out.
+        last_issued: u64,
+    },
+    /// `advance` was given an id at or below one already acknowledged.
+    AdvanceBackwards {
+        /// The id passed to `advance`.
+        id: u64,
+        /// The last id acknowledged.
+        last_acknowledged: u64,
+    },
+    /// A proposal batch was empty.
+    EmptyProposal,
+}
+
+/// An invalid field of [`crate::Config`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `id` is `NodeId(0)`, which is reserved.
+    ZeroId,
+    /// `voters` is empty, or contains `NodeId(0)` or a duplicate.
+    BadVoters,
+    /// `voters` does not contain this node's own id.
+    SelfNotVoter,
+    /// The heartbeat interval is zero or not shorter than the minimum election timeout.
+    HeartbeatTooLong,
+    /// The election timeout range is empty or its minimum is below 2 ticks.
+    BadElectionTimeout,
+    /// A size or count limit is zero.
+    ZeroLimit(&'static str),
+}
+
+/// Restored state that cannot be right.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The restored entries are not contiguous from index 1 with
+    /// non-decreasing terms.
+    BadLog {
+        /// The index at which the log stops making sense.
+        at: Index,
+    },
+    /// The applied index is beyond the last restored entry.
+    AppliedBeyondLog {
+        /// The applied index given.
+        applied: Index,
+        /// The last index of the restored log.
+        last: Index,
+    },
+    /// The hard state's vote is not a voter of the configuration.
+    UnknownVote(NodeId),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotLeader { leader: Some(l) } => {
+                write!(
+                    f,
+                    "not the leader; node {l} leads this term: send the proposal there"
+                )
+            }
+            Error::NotLeader { leader: None } => {
+                write!(
+                    f,
+                    "not the leader and no leader is known: retry after an election"
+                )
+            }
+            Error::Misuse(m) => fmt::Display::fmt(m, f),
+            Error::Config(c) => write!(f, "invalid config: {c}"),
+            Error::Restore(r) => write!(f, "invalid restored state: {r}"),
+        }
+    }
+}
+
+impl fmt::Display for Misuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Misuse::AdvanceUnknown { id, last_issued } => write!(
+                f,
+                "advance({id}) but the last Ready handed out is {last_issued}: pass the id of a Ready you received"
+            ),
+            Misuse::AdvanceBackwards {
+                id,
+                last_acknowledged,
+            } => write!(
+                f,
+                "advance({id}) but Readies up to {last_acknowledged} are already acknowledged: acknowledge each Ready once, in order"
+            ),
+            Misuse::EmptyProposal => {
+                write!(f, "an empty proposal batch: propose at least one command")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroId => write!(f, "id is 0, which is reserved: number nodes from 1"),
+            ConfigError::BadVoters => write!(
+                f,
+                "voters must be non-empty, without 0 and without duplicates"
+            ),
+            ConfigError::SelfNotVoter => write!(f, "voters must include this node's own id"),
+            ConfigError::HeartbeatTooLong => write!(
+                f,
+                "heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks_min (10x shorter is usual)"
+            ),
+            ConfigError::BadElectionTimeout => write!(
+                f,
+                "election_timeout_ticks_min must be at least 2 and at most election_timeout_ticks_max"
+            ),
+            ConfigError::ZeroLimit(name) => write!(f, "{name} must be at least 1"),
+        }
+    }
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::BadLog { at } => write!(
+                f,
+                "the restored log breaks at index {at}: entries must run from 1 without gaps, with non-decreasing terms"
+            ),
+            RestoreError::AppliedBeyondLog { applied, last } => write!(
+                f,
+                "applied index {applied} is beyond the last restored entry {last}: apply only entries the Ready handed out as committed"
+            ),
+            RestoreError::UnknownVote(n) => {
+                write!(f, "the hard state votes for {n}, which is not a voter")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+impl From<Misuse> for Error {
+    fn from(m: Misuse) -> Self {
+        Error::Misuse(m)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(c: ConfigError) -> Self {
+        Error::Config(c)
+    }
+}
+
+impl From<RestoreError> for Error {
+    fn from(r: RestoreError) -> Self {
+        Error::Restore(r)
+    }
+}

@@ -1,0 +1,37 @@
+//! [`Input`]: everything that can happen to a node.
+//!
+//! Time, the network and the clients all reach the node through this one enum
+//! and [`crate::Node::step`]. The node never reads a clock: a [`Input::Tick`] is
+//! the only way time passes, and the host decides how long a tick is.
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use crate::message::Message;
+use crate::types::NodeId;
+
+/// One input to [`crate::Node::step`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// One unit of logical time has passed. Election timeouts and heartbeat
+    /// intervals are counted in ticks (see [`crate::Config`]).
+    Tick,
+    /// A message from a peer. Stale, duplicated, reordered, misaddressed or
+    /// malformed messages are dropped and counted in
+    /// [`crate::Status::dropped`]; none of them can panic the node.
+    Message(Message),
+    /// A client command to append to the replicated log. Only the leader
+    /// accepts proposals; elsewhere `step` returns [`crate::Error::NotLeader`].
+    /// The `(term, index)` it was given is in [`crate::Ready::proposed`].
+    Propose(Bytes),
+    /// Several client commands at once: one append per follower carries them
+    /// all. Accepted or refused as a whole.
+    ProposeBatch(Vec<Bytes>),
+    /// Start an election now, without waiting for the election timeout.
+    Campaign,
+    /// The host could not reach this peer (a connection failed or a send
+    /// queue overflowed). The leader stops streaming to it optimistically and
+    /// probes it instead.
+    ReportUnreachable(NodeId),
+}

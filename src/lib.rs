@@ -1,0 +1,153 @@
+//! zaft: a sans-IO Raft consensus library.
+//!
+//! A [`Node`] is one member of a Raft cluster as a deterministic state
+//! machine. It never touches a clock, a socket, a file or a thread: the host
+//! feeds it [`Input`]s through [`Node::step`] and it answers with a [`Ready`]
+//! batch — messages to send, entries and hard state to persist, committed
+//! entries to apply. The host does that work and acknowledges durability with
+//! [`Node::advance`], which may release more work.
+//!
+//! # The run loop
+//!
+//! ```text
+//! loop {
+//!     let ready = node.step(next_input())?;     // Tick | Message | Propose | ...
+//!     storage.append(ready.entries());          // truncate at entries[0].index, then append
+//!     storage.save(ready.hard_state());         // term, vote, commit
+//!     network.send(ready.messages());           // safe now, even before the fsync
+//!     state_machine.apply(ready.committed());   // in index order
+//!     storage.sync();                           // may cover many Readies
+//!     let follow_up = node.advance(ready.id())?; // handle it the same way
+//! }
+//! ```
+//!
+//! The rules that make the loop hard to misuse:
+//!
+//! 1. Messages in a `Ready` are always safe to send at once. A vote grant or
+//!    an append acknowledgement depends on durability, so the node holds it
+//!    and releases it from the `advance` that acknowledges the write.
+//! 2. A node counts itself towards a quorum (its own vote, its own log) only
+//!    once `advance` says it is durable. A one-node cluster commits on
+//!    `advance`, not on `step`.
+//! 3. `advance(id)` is cumulative: step many times, fsync once, advance the
+//!    last id. An id never handed out, or one already acknowledged, is an
+//!    [`Error::Misuse`].
+//! 4. Every proposal gets an outcome: its `(term, index)` is in
+//!    [`Ready::proposed`]; it later shows up in [`Ready::committed`] or, if a
+//!    new leader overwrote it, in [`Ready::lost`].
+//! 5. Committed entries come in order, once — across restarts too, given the
+//!    applied index in [`Restored`].
+//!
+//! # Example: three nodes in one process
+//!
+//! Three nodes, a perfect in-memory network and in-memory storage; node 1
+//! campaigns, then proposes a command that every node applies.
+//!
+//! ```
+//! use std::collections::VecDeque;
+//! use zaft::{Config, Entry, EntryKind, Input, Message, Node, NodeId, Ready, Restored};
+//!
+//! struct Host { node: Node, log: Vec<Entry>, applied: Vec<Vec<u8>> }
+//!
+//! impl Host {
+//!     /// Handles a Ready as the run loop says, and the follow-ups it causes.
+//!     fn handle(&mut self, mut ready: Ready, net: &mut VecDeque<Message>) {
+//!         loop {
+//!             if let Some(first) = ready.entries().first() {
+//!                 self.log.truncate(first.index.get() as usize - 1);
+//!                 self.log.extend_from_slice(ready.entries());
+//!             }
+//!             // (a real host saves ready.hard_state() here)
+//!             net.extend(ready.take_messages());
+//!             for e in ready.committed() {
+//!                 if e.kind == EntryKind::Normal {
+//!                     self.applied.push(e.data.to_vec());
+//!                 }
+//!             }
+//!             // (a real host fsyncs here)
+//!             ready = self.node.advance(ready.id()).unwrap();
+//!             if ready.is_empty() {
+//!                 break;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let ids = [NodeId(1), NodeId(2), NodeId(3)];
+//! let mut hosts: Vec<Host> = ids
+//!     .iter()
+//!     .map(|&id| {
+//!         let node = Node::new(Config::new(id, ids), Restored::default()).unwrap();
+//!         Host { node, log: Vec::new(), applied: Vec::new() }
+//!     })
+//!     .collect();
+//! let mut net = VecDeque::new();
+//!
+//! // Deliver messages until the network is quiet.
+//! fn deliver(hosts: &mut [Host], net: &mut VecDeque<Message>) {
+//!     while let Some(m) = net.pop_front() {
+//!         let h = &mut hosts[m.to.get() as usize - 1];
+//!         let ready = h.node.step(Input::Message(m)).unwrap();
+//!         h.handle(ready, net);
+//!     }
+//! }
+//!
+//! let ready = hosts[0].node.step(Input::Campaign).unwrap();
+//! hosts[0].handle(ready, &mut net);
+//! deliver(&mut hosts, &mut net);
+//! assert!(hosts[0].node.is_leader());
+//!
+//! let ready = hosts[0].node.step(Input::Propose("x=1".into())).unwrap();
+//! let proposed = ready.proposed().unwrap();
+//! hosts[0].handle(ready, &mut net);
+//! deliver(&mut hosts, &mut net);
+//! // One heartbeat round tells the followers the new commit index.
+//! let ready = hosts[0].node.step(Input::Tick).unwrap();
+//! hosts[0].handle(ready, &mut net);
+//! deliver(&mut hosts, &mut net);
+//!
+//! for h in &hosts {
+//!     assert_eq!(h.applied, vec![b"x=1".to_vec()]);
+//!     assert_eq!(h.log.last().unwrap().id(), proposed.ids().next().unwrap());
+//! }
+//! ```
+//!
+//! # Features
+//!
+//! - `std` (default): `std::error::Error` impls. Without it the crate is
+//!   `#![no_std]` and needs only `alloc`.
+//! - `sim`: the deterministic cluster simulator and its checkers.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+#[cfg(feature = "sim")]
+mod bugs;
+pub mod codec;
+mod config;
+mod error;
+mod input;
+mod log;
+mod message;
+mod node;
+mod progress;
+mod quorum;
+mod raft;
+mod ready;
+mod rng;
+mod status;
+mod types;
+
+#[cfg(feature = "sim")]
+pub use bugs::Bug;
+pub use codec::{Codec, DecodeError, EncodeError};
+pub use config::Config;
+pub use error::{ConfigError, Error, Misuse, RestoreError};
+pub use input::Input;
+pub use message::{AppendResponse, Body, Entry, EntryKind, HardState, Message};
+pub use node::{Node, Restored};
+pub use ready::{Proposed, Ready, ReadyId};
+pub use status::{DropCounters, DropReason, PeerProgress, ProgressState, Role, Status};
+pub use types::{Index, LogId, NodeId, Term};

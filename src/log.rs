@@ -1,0 +1,256 @@
+//! The in-memory replicated log: the durable prefix and the not-yet-durable
+//! tail, with the commit and apply cursors.
+//!
+//! This module owns the log's invariants; it knows nothing of roles or
+//! messages. It never decides *whether* to append or truncate — the protocol
+//! does — only keeps the cursors consistent when it happens.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::message::Entry;
+use crate::types::{Index, LogId, Term};
+
+/// The log of one node.
+///
+/// Invariants (checked by [`RaftLog::check_invariants`]):
+/// - entries are contiguous from `offset.index + 1`, terms non-decreasing;
+/// - `applied <= handed <= min(committed, stable)`;
+/// - `committed <= last_index()`, `stable <= last_index()`, `emitted <= last_index()`.
+#[derive(Debug)]
+pub(crate) struct RaftLog {
+    entries: VecDeque<Entry>,
+    /// The id just before the first held entry (zero: nothing compacted).
+    offset: LogId,
+    /// The highest index known to be committed.
+    pub committed: Index,
+    /// Entries up to here are durable at the host *and* identical to ours.
+    pub stable: Index,
+    /// Entries up to here have been handed to the host to persist.
+    emitted: Index,
+    /// Committed entries up to here have been handed to the host to apply.
+    pub handed: Index,
+    /// Committed entries up to here have been applied (acknowledged by advance).
+    pub applied: Index,
+}
+
+impl RaftLog {
+    /// A log restored from durable entries, all considered stable.
+    pub fn restore(entries: Vec<Entry>, committed: Index, applied: Index) -> RaftLog {
+        let last = entries.last().map_or(Index(0), |e| e.index);
+        RaftLog {
+            entries: entries.into(),
+            offset: LogId::ZERO,
+            committed,
+            stable: last,
+            emitted: last,
+            handed: applied,
+            applied,
+        }
+    }
+
+    #[inline]
+    pub fn last_index(&self) -> Index {
+        Index(self.offset.index.0 + self.entries.len() as u64)
+    }
+
+    #[inline]
+    pub fn last_id(&self) -> LogId {
+        self.entries.back().map_or(self.offset, Entry::id)
+    }
+
+    #[inline]
+    fn pos(&self, index: Index) -> Option<usize> {
+        if index <= self.offset.index || index > self.last_index() {
+            None
+        } else {
+            Some((index.0 - self.offset.index.0 - 1) as usize)
+        }
+    }
+
+    /// The term of the entry at `index`; `None` beyond the log.
+    #[inline]
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.offset.index {
+            return Some(self.offset.term);
+        }
+        self.pos(index).map(|p| self.entries[p].term)
+    }
+
+    /// Whether the log holds the entry `id`.
+    #[inline]
+    pub fn matches(&self, id: LogId) -> bool {
+        self.term_at(id.index) == Some(id.term)
+    }
+
+    /// Appends one entry at the end.
+    #[inline]
+    pub fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last_index().next());
+        debug_assert!(entry.term >= self.last_id().term);
+        self.entries.push_back(entry);
+    }
+
+    /// Removes every entry at `from` and beyond. Never below the commit index.
+    pub fn truncate(&mut self, from: Index) {
+        debug_assert!(from > self.committed, "truncating committed entries");
+        if let Some(p) = self.pos(from) {
+            self.entries.truncate(p);
+        }
+        let keep = from.prev();
+        self.stable = self.stable.min(keep);
+        self.emitted = self.emitted.min(keep);
+    }
+
+    /// Clones entries `lo..=hi` (clamped to the log), stopping once
+    /// `max_bytes` is reached but always taking at least one.
+    pub fn slice(&self, lo: Index, hi: Index, max_bytes: u64) -> Vec<Entry> {
+        let hi = hi.min(self.last_index());
+        let (Some(a), true) = (self.pos(lo), lo <= hi) else {
+            return Vec::new();
+        };
+        let n = (hi.0 - lo.0 + 1) as usize;
+        let mut out = Vec::with_capacity(n.min(1024));
+        let mut bytes = 0u64;
+        for e in self.entries.range(a..a + n) {
+            bytes += e.size_bytes();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(e.clone());
+        }
+        out
+    }
+
+    /// The entries not yet handed to the host to persist.
+    pub fn take_unemitted(&mut self) -> Vec<Entry> {
+        let last = self.last_index();
+        if self.emitted >= last {
+            return Vec::new();
+        }
+        let out = self.slice(self.emitted.next(), last, u64::MAX);
+        self.emitted = last;
+        out
+    }
+
+    /// The committed, durable entries not yet handed to the host to apply, up
+    /// to `max_bytes` (at least one).
+    pub fn take_committed(&mut self, max_bytes: u64) -> Vec<Entry> {
+        let hi = self.committed.min(self.stable);
+        if self.handed >= hi {
+            return Vec::new();
+        }
+        let out = self.slice(self.handed.next(), hi, max_bytes);
+        if let Some(e) = out.last() {
+            self.handed = e.index;
+        }
+        out
+    }
+
+    /// The largest index at or below `index` whose term is at most `term`:
+    /// where a log that has `term` at `index` may last match ours. Used by
+    /// both sides of fast log backtracking.
+    pub fn last_at_or_below(&self, index: Index, term: Term) -> LogId {
+        let mut i = index.min(self.last_index());
+        while i > self.offset.index {
+            let t = self.term_at(i).unwrap_or(Term(0));
+            if t <= term {
+                return LogId::new(t, i);
+            }
+            i = i.prev();
+        }
+        self.offset
+    }
+
+    /// Panics if an invariant is broken. Called after every input in debug builds.
+    pub fn check_invariants(&self) {
+        let last = self.last_index();
+        let mut prev = self.offset;
+        for e in &self.entries {
+            assert_eq!(e.index, prev.index.next(), "log not contiguous");
+            assert!(e.term >= prev.term, "log terms decrease at {:?}", e.id());
+            prev = e.id();
+        }
+        assert!(self.committed <= last, "committed beyond log");
+        assert!(self.stable <= last, "stable beyond log");
+        assert!(self.emitted <= last, "emitted beyond log");
+        assert!(self.applied <= self.handed, "applied beyond handed");
+        assert!(self.handed <= self.committed, "handed beyond committed");
+        assert!(self.handed <= self.stable, "handed beyond stable");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::EntryKind;
+    use bytes::Bytes;
+
+    fn ent(term: u64, index: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: Index(index),
+            kind: EntryKind::Normal,
+            data: Bytes::new(),
+        }
+    }
+
+    fn log_of(terms: &[u64]) -> RaftLog {
+        let es = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ent(*t, i as u64 + 1))
+            .collect();
+        RaftLog::restore(es, Index(0), Index(0))
+    }
+
+    #[test]
+    fn truncation_lowers_stable_and_emitted() {
+        let mut l = log_of(&[1, 1, 2, 2]);
+        assert_eq!(l.stable, Index(4));
+        l.truncate(Index(3));
+        assert_eq!(l.last_index(), Index(2));
+        assert_eq!(l.stable, Index(2));
+        l.push(ent(3, 3));
+        assert_eq!(l.take_unemitted(), alloc::vec![ent(3, 3)]);
+        l.check_invariants();
+    }
+
+    #[test]
+    fn last_at_or_below_skips_a_whole_term() {
+        let l = log_of(&[1, 1, 4, 4, 4, 5, 5]);
+        assert_eq!(
+            l.last_at_or_below(Index(7), Term(4)),
+            LogId::new(Term(4), Index(5))
+        );
+        assert_eq!(
+            l.last_at_or_below(Index(7), Term(3)),
+            LogId::new(Term(1), Index(2))
+        );
+        assert_eq!(
+            l.last_at_or_below(Index(100), Term(9)),
+            LogId::new(Term(5), Index(7))
+        );
+        assert_eq!(l.last_at_or_below(Index(7), Term(0)), LogId::ZERO);
+    }
+
+    #[test]
+    fn committed_entries_wait_for_durability() {
+        let mut l = log_of(&[1, 1]);
+        l.push(ent(1, 3));
+        l.committed = Index(3);
+        let c = l.take_committed(u64::MAX);
+        assert_eq!(c.len(), 2, "only the durable prefix is handed out");
+        l.stable = Index(3);
+        assert_eq!(l.take_committed(u64::MAX), alloc::vec![ent(1, 3)]);
+        assert!(l.take_committed(u64::MAX).is_empty(), "each entry once");
+    }
+
+    #[test]
+    fn slice_respects_the_byte_limit_but_takes_one() {
+        let l = log_of(&[1, 1, 1]);
+        assert_eq!(l.slice(Index(1), Index(3), 1).len(), 1);
+        assert_eq!(l.slice(Index(1), Index(3), 48).len(), 2);
+        assert_eq!(l.slice(Index(4), Index(3), 48).len(), 0);
+    }
+}

@@ -1,0 +1,148 @@
+//! The wire types: messages between nodes, log entries and the hard state.
+//!
+//! Everything here derives `serde` so the host can choose its codec; the crate's
+//! own is [`crate::codec`]. These types carry data only: whether a message is
+//! acceptable is decided by the node when it steps it, never here.
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Index, LogId, NodeId, Term};
+
+/// What an entry carries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// An application command: `data` is the host's proposal.
+    Normal,
+    /// The empty entry a new leader appends at the start of its term (§5.4.2,
+    /// §8): it lets entries of earlier terms commit without waiting for a client
+    /// write. Its `data` is empty; the host skips it when applying.
+    Noop,
+}
+
+/// One log entry.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The position of the entry in the log.
+    pub index: Index,
+    /// What the entry carries.
+    pub kind: EntryKind,
+    /// The payload. Shared, never copied, from proposal to apply.
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// The id of this entry.
+    #[inline]
+    pub fn id(&self) -> LogId {
+        LogId::new(self.term, self.index)
+    }
+
+    /// An estimate of the bytes this entry occupies in a message, used for the
+    /// size limits of messages and Readies.
+    #[inline]
+    pub fn size_bytes(&self) -> u64 {
+        // term + index + kind + length prefix, rounded up, plus the payload.
+        24 + self.data.len() as u64
+    }
+}
+
+/// The state a node must persist before it acts on it (§5, Figure 2: "persistent
+/// state on all servers"), plus the commit index, which is saved for a faster
+/// restart but is not needed for safety.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any.
+    pub vote: Option<NodeId>,
+    /// The highest index known to be committed.
+    pub commit: Index,
+}
+
+/// A message between two nodes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The recipient.
+    pub to: NodeId,
+    /// The sender's term when it sent the message.
+    pub term: Term,
+    /// What the message says.
+    pub body: Body,
+}
+
+/// The content of a [`Message`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Body {
+    /// A candidate asks for a vote (§5.2). `last_log` is the id of the
+    /// candidate's last entry, for the up-to-date check (§5.4.1).
+    RequestVote {
+        /// The candidate's last log entry.
+        last_log: LogId,
+    },
+    /// The answer to [`Body::RequestVote`].
+    RequestVoteResponse {
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// The leader replicates entries (§5.3). With no entries it still carries
+    /// the commit index and probes the follower's log.
+    AppendEntries {
+        /// The entry just before `entries`, for the consistency check.
+        prev: LogId,
+        /// The entries to store, contiguous from `prev.index + 1`.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        commit: Index,
+    },
+    /// The answer to [`Body::AppendEntries`].
+    AppendEntriesResponse(AppendResponse),
+    /// The leader's periodic heartbeat. `commit` is never beyond what the
+    /// follower is known to hold, so the follower can adopt it directly.
+    Heartbeat {
+        /// The commit index the follower may adopt.
+        commit: Index,
+    },
+    /// The answer to [`Body::Heartbeat`].
+    HeartbeatResponse,
+}
+
+/// The outcome of an [`Body::AppendEntries`] at the follower.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum AppendResponse {
+    /// The follower's log now matches the leader's up to `match_index`, and
+    /// those entries are durable at the follower.
+    Success {
+        /// The last index known to match the leader's log.
+        match_index: Index,
+    },
+    /// The consistency check failed at `rejected` (the `prev.index` of the
+    /// request). `hint` is the follower's last entry at or below `rejected`
+    /// whose term is at most the request's `prev.term`: the leader can skip
+    /// every index after it, one term at a time instead of one entry at a time.
+    Reject {
+        /// The `prev.index` that failed the check.
+        rejected: Index,
+        /// Where the follower's log may match the leader's.
+        hint: LogId,
+    },
+}
+
+impl Message {
+    /// Whether this message kind answers a request (as opposed to starting one).
+    pub fn is_response(&self) -> bool {
+        matches!(
+            self.body,
+            Body::RequestVoteResponse { .. }
+                | Body::AppendEntriesResponse(_)
+                | Body::HeartbeatResponse
+        )
+    }
+}

@@ -1,0 +1,341 @@
+//! [`Node`]: the public state machine. It turns inputs into [`Ready`] batches
+//! and holds back what must wait for durability until [`Node::advance`].
+//!
+//! The protocol itself lives in `raft/`; this module owns the contract with
+//! the host: numbering Readies, remembering what each one asked to persist,
+//! and releasing held messages, the node's own vote and its own match index
+//! only when the host says they are durable.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::config::Config;
+use crate::error::{Error, Misuse, RestoreError};
+use crate::input::Input;
+use crate::log::RaftLog;
+use crate::message::{Entry, HardState, Message};
+use crate::raft::Raft;
+use crate::ready::{Ready, ReadyId};
+use crate::status::{PeerProgress, Status};
+use crate::types::{Index, LogId, NodeId, Term};
+
+/// What the host persisted, handed back to [`Node::new`] on restart. For a
+/// brand-new node use `Restored::default()`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// The last hard state saved.
+    pub hard_state: HardState,
+    /// The durable log, contiguous from index 1.
+    pub entries: Vec<Entry>,
+    /// The highest index the state machine has applied. Committed entries
+    /// above it are handed out again; none at or below it are.
+    pub applied: Index,
+}
+
+/// What one Ready asked to persist, kept until `advance` acknowledges it.
+#[derive(Debug)]
+struct Pending {
+    id: ReadyId,
+    /// The log's last entry when the Ready was built, if it carried entries.
+    last_entry: Option<LogId>,
+    /// The term and vote the Ready carried, if it carried a hard state.
+    hard_state: Option<(Term, Option<NodeId>)>,
+    /// The last committed index it handed out, if any.
+    handed: Option<Index>,
+    /// Messages to release once this Ready is durable.
+    held: Vec<Message>,
+}
+
+/// One Raft node.
+///
+/// Methods by kind:
+/// - inputs: [`Node::step`] (ticks, messages, proposals, ...) and
+///   [`Node::advance`] (the host's durability acknowledgement);
+/// - outputs: each returns a [`Ready`], which the host handles in order of id;
+/// - getters: [`Node::status`], [`Node::id`], [`Node::role`], ...
+///
+/// The host calls `step` for every input, handles each Ready (persist, send,
+/// apply), and after making the writes durable calls `advance` with the id of
+/// the last durable Ready. See the crate docs for the loop.
+pub struct Node {
+    raft: Raft,
+    next_id: u64,
+    acknowledged: u64,
+    pending: VecDeque<Pending>,
+    /// The hard state last handed to the host.
+    emitted_hs: HardState,
+    lost: Vec<LogId>,
+}
+
+impl Node {
+    /// Creates a node from its config and what the host persisted.
+    ///
+    /// A crash may leave entries durable without the hard state that came
+    /// with them, or the other way round; restore copes with both. It refuses
+    /// state that no crash can produce.
+    pub fn new(config: Config, restored: Restored) -> Result<Node, Error> {
+        config.validate()?;
+        let Restored {
+            hard_state,
+            entries,
+            applied,
+        } = restored;
+        let mut prev = LogId::ZERO;
+        for e in &entries {
+            if e.index != prev.index.next() || e.term < prev.term {
+                return Err(RestoreError::BadLog { at: e.index }.into());
+            }
+            prev = e.id();
+        }
+        let last = prev;
+        if applied > last.index {
+            return Err(RestoreError::AppliedBeyondLog {
+                applied,
+                last: last.index,
+            }
+            .into());
+        }
+        if let Some(v) = hard_state.vote
+            && !config.voters.contains(&v)
+        {
+            return Err(RestoreError::UnknownVote(v).into());
+        }
+        // Entries durable without their hard state: the term they prove.
+        let (term, vote) = if last.term > hard_state.term {
+            (last.term, None)
+        } else {
+            (hard_state.term, hard_state.vote)
+        };
+        // The commit index is a hint for a faster restart, not needed for
+        // safety: clamp it to what survived.
+        let commit = hard_state.commit.max(applied).min(last.index);
+        let log = RaftLog::restore(entries, commit, applied);
+        let raft = Raft::new(config, term, vote, log);
+        let emitted_hs = HardState { term, vote, commit };
+        let node = Node {
+            raft,
+            next_id: 1,
+            acknowledged: 0,
+            pending: VecDeque::new(),
+            emitted_hs,
+            lost: Vec::new(),
+        };
+        node.check_invariants();
+        Ok(node)
+    }
+
+    /// Feeds one input to the node and returns the work it produced.
+    ///
+    /// On `Err` the node is unchanged and no Ready id is used.
+    pub fn step(&mut self, input: Input) -> Result<Ready, Error> {
+        match input {
+            Input::Tick => self.raft.tick(),
+            Input::Message(m) => self.raft.step_message(m),
+            Input::Propose(data) => self.raft.propose(core::iter::once(data))?,
+            Input::ProposeBatch(batch) => {
+                if batch.is_empty() {
+                    return Err(Misuse::EmptyProposal.into());
+                }
+                self.raft.propose(batch.into_iter())?
+            }
+            Input::Campaign => self.raft.campaign(),
+            Input::ReportUnreachable(peer) => self.raft.report_unreachable(peer),
+        }
+        Ok(self.build_ready())
+    }
+
+    /// Acknowledges that every Ready up to and including `id` has been handled
+    /// and its writes are durable. Returns the follow-up work: held messages
+    /// now safe to send, entries that became committed, and so on.
+    pub fn advance(&mut self, id: ReadyId) -> Result<Ready, Error> {
+        let last_issued = self.next_id - 1;
+        if id.0 > last_issued {
+            return Err(Misuse::AdvanceUnknown {
+                id: id.0,
+                last_issued,
+            }
+            .into());
+        }
+        if id.0 <= self.acknowledged {
+            return Err(Misuse::AdvanceBackwards {
+                id: id.0,
+                last_acknowledged: self.acknowledged,
+            }
+            .into());
+        }
+        self.acknowledged = id.0;
+        let mut persisted = false;
+        while self.pending.front().is_some_and(|p| p.id <= id) {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            if let Some(e) = p.last_entry {
+                // If a later Ready truncated this entry away, the durable log
+                // no longer matches ours at e; that later Ready's own
+                // acknowledgement moves `stable` instead.
+                if self.raft.log.matches(e) && e.index > self.raft.log.stable {
+                    self.raft.log.stable = e.index;
+                    persisted = true;
+                }
+            }
+            if let Some((term, vote)) = p.hard_state {
+                self.raft.durable_term = term;
+                self.raft.durable_vote = vote;
+                persisted = true;
+            }
+            if let Some(h) = p.handed {
+                self.raft.log.applied = self.raft.log.applied.max(h);
+            }
+            if self.raft.msgs.is_empty() {
+                self.raft.msgs = p.held;
+            } else {
+                self.raft.msgs.extend(p.held);
+            }
+        }
+        if persisted {
+            self.raft.on_persisted();
+        }
+        Ok(self.build_ready())
+    }
+
+    fn build_ready(&mut self) -> Ready {
+        let id = ReadyId(self.next_id);
+        self.next_id += 1;
+        let raft = &mut self.raft;
+        let entries = raft.log.take_unemitted();
+        let hs = HardState {
+            term: raft.term,
+            vote: raft.vote,
+            commit: raft.log.committed,
+        };
+        let hard_state = (hs != self.emitted_hs).then_some(hs);
+        let vote_changed = hard_state
+            .is_some_and(|h| h.term != self.emitted_hs.term || h.vote != self.emitted_hs.vote);
+        if hard_state.is_some() {
+            self.emitted_hs = hs;
+        }
+        let committed = raft.log.take_committed(u64::MAX);
+        if !committed.is_empty() {
+            raft.settle_proposals(&mut self.lost);
+        }
+        let held = core::mem::take(&mut raft.held);
+        if !entries.is_empty() || vote_changed || !held.is_empty() || !committed.is_empty() {
+            self.pending.push_back(Pending {
+                id,
+                last_entry: entries.last().map(Entry::id),
+                hard_state: vote_changed.then_some((hs.term, hs.vote)),
+                handed: committed.last().map(|e| e.index),
+                held,
+            });
+        }
+        let ready = Ready {
+            id,
+            entries,
+            hard_state,
+            messages: core::mem::take(&mut raft.msgs),
+            committed,
+            proposed: raft.proposed.take(),
+            lost: core::mem::take(&mut self.lost),
+        };
+        self.check_invariants();
+        ready
+    }
+
+    #[inline]
+    fn check_invariants(&self) {
+        #[cfg(debug_assertions)]
+        {
+            self.raft.check_invariants();
+            assert!(self.acknowledged < self.next_id);
+            assert!(
+                self.raft.log.applied <= self.raft.log.handed,
+                "applied beyond handed"
+            );
+        }
+    }
+
+    // ---- getters ------------------------------------------------------
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.raft.id
+    }
+
+    /// The current role.
+    pub fn role(&self) -> crate::Role {
+        self.raft.role
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.raft.term
+    }
+
+    /// The leader of the current term, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.leader
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.role == crate::Role::Leader
+    }
+
+    /// A snapshot of the node's state, for monitoring and tests.
+    pub fn status(&self) -> Status {
+        let r = &self.raft;
+        Status {
+            id: r.id,
+            role: r.role,
+            term: r.term,
+            vote: r.vote,
+            leader: r.leader,
+            commit: r.log.committed,
+            applied: r.log.applied,
+            last_log: r.log.last_id(),
+            persisted: r.log.stable,
+            progress: r
+                .progress
+                .iter()
+                .map(|p| PeerProgress {
+                    id: p.id,
+                    match_index: p.match_index,
+                    next_index: p.next_index,
+                    state: p.state,
+                    inflight: p.inflight() as u32,
+                })
+                .collect(),
+            dropped: r.dropped,
+        }
+    }
+
+    /// Makes this node commit a classic Raft bug from now on, so tests can
+    /// show the simulator catches it. Only with the `sim` feature.
+    #[cfg(feature = "sim")]
+    pub fn inject_bug(&mut self, bug: crate::bugs::Bug) {
+        if bug == crate::bugs::Bug::ApplyTwiceAfterRestart {
+            // Forget what the host said it applied: hand committed entries out again.
+            self.raft.log.handed = Index(0);
+            self.raft.log.applied = Index(0);
+        }
+        self.raft.bug = Some(bug);
+    }
+
+    /// How many proposals this node accepted and has not yet reported as
+    /// committed or lost.
+    pub fn pending_proposals(&self) -> usize {
+        self.raft.pending_proposals()
+    }
+}
+
+impl core::fmt::Debug for Node {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.raft.id)
+            .field("role", &self.raft.role)
+            .field("term", &self.raft.term)
+            .field("last_log", &self.raft.log.last_id())
+            .field("commit", &self.raft.log.committed)
+            .finish()
+    }
+}

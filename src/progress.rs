@@ -1,0 +1,180 @@
+//! What a leader knows of each follower's log, and how fast it may send.
+//!
+//! Pure bookkeeping: no messages, no roles. The leader asks "may I send?"
+//! ([`Progress::is_paused`]), tells it what it sent ([`Progress::sent`]) and
+//! what came back ([`Progress::maybe_update`], [`Progress::maybe_decr_to`]).
+
+use alloc::collections::VecDeque;
+
+use crate::status::ProgressState;
+use crate::types::{Index, NodeId};
+
+/// Replication progress of one follower.
+///
+/// Invariant: `match_index < next_index`.
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    pub id: NodeId,
+    pub match_index: Index,
+    pub next_index: Index,
+    pub state: ProgressState,
+    /// Probe state: one AppendEntries is out; wait for its answer or a heartbeat.
+    pub probe_sent: bool,
+    /// Replicate state: the last index of each AppendEntries in flight, oldest first.
+    inflight: VecDeque<Index>,
+    max_inflight: usize,
+}
+
+impl Progress {
+    pub fn new(id: NodeId, next_index: Index, max_inflight: usize) -> Progress {
+        Progress {
+            id,
+            match_index: Index(0),
+            next_index,
+            state: ProgressState::Probe,
+            probe_sent: false,
+            inflight: VecDeque::new(),
+            max_inflight,
+        }
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Whether the leader must wait before sending more entries.
+    pub fn is_paused(&self) -> bool {
+        match self.state {
+            ProgressState::Probe => self.probe_sent,
+            ProgressState::Replicate => self.inflight.len() >= self.max_inflight,
+        }
+    }
+
+    pub fn become_probe(&mut self) {
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        self.next_index = self.match_index.next();
+        self.inflight.clear();
+    }
+
+    pub fn become_replicate(&mut self) {
+        self.state = ProgressState::Replicate;
+        self.probe_sent = false;
+        self.next_index = self.match_index.next();
+        self.inflight.clear();
+    }
+
+    /// Records an AppendEntries whose last entry is `last` (or which carried
+    /// no entries, when `last` is `None`).
+    pub fn sent(&mut self, last: Option<Index>) {
+        match self.state {
+            ProgressState::Replicate => {
+                if let Some(last) = last {
+                    self.next_index = last.next();
+                    self.inflight.push_back(last);
+                }
+            }
+            ProgressState::Probe => self.probe_sent = true,
+        }
+    }
+
+    /// A success up to `n`. Returns whether it told the leader anything new.
+    pub fn maybe_update(&mut self, n: Index) -> bool {
+        let updated = n > self.match_index;
+        if updated {
+            self.match_index = n;
+            self.probe_sent = false;
+        }
+        if self.next_index <= n {
+            self.next_index = n.next();
+        }
+        while self.inflight.front().is_some_and(|&i| i <= n) {
+            self.inflight.pop_front();
+        }
+        updated
+    }
+
+    /// A rejection of the AppendEntries whose `prev.index` was `rejected`;
+    /// `hint` is the highest index at which the logs may match. Returns false
+    /// when the rejection is stale (answers an older request).
+    pub fn maybe_decr_to(&mut self, rejected: Index, hint: Index) -> bool {
+        match self.state {
+            ProgressState::Replicate => {
+                if rejected <= self.match_index {
+                    return false;
+                }
+                // A message was lost or reordered: restart from what is known.
+                self.become_probe();
+                true
+            }
+            ProgressState::Probe => {
+                if rejected != self.next_index.prev() {
+                    return false;
+                }
+                let to = rejected.min(hint).next().max(self.match_index.next());
+                self.next_index = to;
+                self.probe_sent = false;
+                true
+            }
+        }
+    }
+
+    /// A heartbeat answer: the follower is alive, so a lost probe or a full
+    /// window must not stall it forever.
+    pub fn on_heartbeat_response(&mut self) {
+        self.probe_sent = false;
+        if self.inflight.len() >= self.max_inflight {
+            self.inflight.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_sends_one_at_a_time() {
+        let mut p = Progress::new(NodeId(2), Index(5), 4);
+        assert!(!p.is_paused());
+        p.sent(Some(Index(7)));
+        assert!(p.is_paused());
+        assert_eq!(
+            p.next_index,
+            Index(5),
+            "probe does not move next optimistically"
+        );
+        p.on_heartbeat_response();
+        assert!(!p.is_paused());
+    }
+
+    #[test]
+    fn replicate_window_is_bounded_and_freed_by_acks() {
+        let mut p = Progress::new(NodeId(2), Index(1), 2);
+        p.become_replicate();
+        p.sent(Some(Index(3)));
+        p.sent(Some(Index(6)));
+        assert!(p.is_paused());
+        assert_eq!(p.next_index, Index(7));
+        assert!(p.maybe_update(Index(3)));
+        assert!(!p.is_paused());
+        assert_eq!(p.inflight(), 1);
+    }
+
+    #[test]
+    fn stale_rejections_are_ignored() {
+        let mut p = Progress::new(NodeId(2), Index(10), 4);
+        assert!(
+            !p.maybe_decr_to(Index(5), Index(3)),
+            "not the outstanding probe"
+        );
+        assert!(p.maybe_decr_to(Index(9), Index(4)));
+        assert_eq!(p.next_index, Index(5));
+        p.maybe_update(Index(6));
+        p.become_replicate();
+        assert!(!p.maybe_decr_to(Index(6), Index(0)), "below match: stale");
+        assert!(p.maybe_decr_to(Index(8), Index(0)));
+        assert_eq!(p.state, ProgressState::Probe);
+        assert_eq!(p.next_index, Index(7));
+    }
+}

@@ -1,0 +1,135 @@
+//! Leader election (§5.2, §5.4.1): timeouts, RequestVote, the tally and the
+//! role changes they cause.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{Raft, bug};
+use crate::message::{Body, Entry, EntryKind};
+use crate::progress::Progress;
+use crate::quorum::{VoteResult, vote_result};
+use crate::status::{DropReason, Role};
+use crate::types::{LogId, NodeId, Term};
+
+impl Raft {
+    pub(super) fn reset_randomized_timeout(&mut self) {
+        self.randomized_timeout = self.rng.range_inclusive(
+            self.cfg.election_timeout_ticks_min,
+            self.cfg.election_timeout_ticks_max,
+        );
+    }
+
+    pub(super) fn tick_election(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.randomized_timeout {
+            self.campaign();
+        }
+    }
+
+    /// Becomes a candidate in the next term and asks every peer for its vote
+    /// (§5.2). The node's own vote counts only once it is durable.
+    pub fn campaign(&mut self) {
+        if self.role == Role::Leader {
+            return;
+        }
+        self.term = self.term.next();
+        self.vote = Some(self.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.election_elapsed = 0;
+        self.reset_randomized_timeout();
+        self.votes = vec![None; self.peers.len()];
+        let last_log = self.log.last_id();
+        for i in 0..self.peers.len() {
+            let to = self.peers[i];
+            self.send(to, Body::RequestVote { last_log });
+        }
+        self.tally();
+    }
+
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        self.reset_randomized_timeout();
+        self.progress = Vec::new();
+        self.votes = Vec::new();
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.votes = Vec::new();
+        self.heartbeat_elapsed = 0;
+        let next = self.log.last_index().next();
+        let max_inflight = self.cfg.max_inflight_msgs as usize;
+        self.progress = self
+            .peers
+            .iter()
+            .map(|&p| Progress::new(p, next, max_inflight))
+            .collect();
+        // §5.4.2 and §8: a leader cannot count replicas of earlier terms'
+        // entries, so it commits an entry of its own term at once.
+        self.log.push(Entry {
+            term: self.term,
+            index: next,
+            kind: EntryKind::Noop,
+            data: bytes::Bytes::new(),
+        });
+        self.broadcast_append(true);
+    }
+
+    /// Counts the votes. The node's own vote counts only once the host has
+    /// made it durable, so a candidate that crashes before its fsync cannot
+    /// have won an election it would forget.
+    pub(super) fn tally(&mut self) {
+        if self.role != Role::Candidate {
+            return;
+        }
+        let own = (self.durable_term == self.term && self.durable_vote == Some(self.id))
+            || bug!(self, VoteNotPersisted);
+        let granted = self.votes.iter().filter(|v| **v == Some(true)).count() + own as usize;
+        let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
+        match vote_result(self.voters(), granted, rejected) {
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
+        }
+    }
+
+    /// §5.2 and §5.4.1: grant at most one vote per term, and only to a
+    /// candidate whose log is at least as up to date as ours.
+    pub(super) fn handle_request_vote(&mut self, from: NodeId, last_log: LogId) {
+        // A node that knows the leader of this term does not help depose it.
+        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let up_to_date =
+            last_log.is_up_to_date_with(&self.log.last_id()) || bug!(self, VoteForOlderLog);
+        if can_vote && up_to_date {
+            self.vote = Some(from);
+            self.election_elapsed = 0;
+            let body = Body::RequestVoteResponse { granted: true };
+            if (self.durable_term == self.term && self.durable_vote == self.vote)
+                || bug!(self, VoteNotPersisted)
+            {
+                self.send(from, body);
+            } else {
+                self.send_when_durable(from, body);
+            }
+        } else {
+            self.send(from, Body::RequestVoteResponse { granted: false });
+        }
+    }
+
+    pub(super) fn handle_vote_response(&mut self, from_pos: usize, granted: bool) {
+        if self.role != Role::Candidate {
+            return self.drop_msg(DropReason::Stale);
+        }
+        self.votes[from_pos] = Some(granted);
+        self.tally();
+    }
+}

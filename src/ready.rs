@@ -1,0 +1,148 @@
+//! [`Ready`]: the batch of work a node hands the host after each call.
+//!
+//! The contract of each field is written on its accessor. In short, for every
+//! `Ready`, in order of [`Ready::id`]:
+//!
+//! 1. write [`Ready::entries`] to the log (truncate at the first entry's index,
+//!    then append) and [`Ready::hard_state`] if present;
+//! 2. send [`Ready::messages`] (safe at once, before any fsync);
+//! 3. apply [`Ready::committed`] in order;
+//! 4. make the writes durable (one fsync may cover many Readies);
+//! 5. call [`crate::Node::advance`] with the id of the last durable `Ready`,
+//!    and handle the `Ready` it returns the same way.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::message::{Entry, HardState, Message};
+use crate::types::{Index, LogId, Term};
+
+/// The number of a [`Ready`]. Ids increase by one with every `Ready` a node
+/// hands out, starting from 1 after every `Node::new`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ReadyId(pub(crate) u64);
+
+impl ReadyId {
+    /// The raw number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ReadyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ready#{}", self.0)
+    }
+}
+
+/// The proposals a `Propose` or `ProposeBatch` input was given: contiguous
+/// indexes `first..=last`, all in `term`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Proposed {
+    /// The term the proposals were appended in.
+    pub term: Term,
+    /// The index of the first proposal.
+    pub first: Index,
+    /// The index of the last proposal.
+    pub last: Index,
+}
+
+impl Proposed {
+    /// The id of every proposal, in order.
+    pub fn ids(&self) -> impl Iterator<Item = LogId> + '_ {
+        (self.first.0..=self.last.0).map(move |i| LogId::new(self.term, Index(i)))
+    }
+}
+
+/// One batch of work for the host. See the [module docs](self) for the order
+/// in which to do it.
+#[must_use = "a Ready holds messages to send and entries to persist; handle it and call advance()"]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub(crate) id: ReadyId,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) hard_state: Option<HardState>,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) committed: Vec<Entry>,
+    pub(crate) proposed: Option<Proposed>,
+    pub(crate) lost: Vec<LogId>,
+}
+
+impl Ready {
+    /// This Ready's number, for [`crate::Node::advance`].
+    pub fn id(&self) -> ReadyId {
+        self.id
+    }
+
+    /// Entries to append to the durable log. They are contiguous. If the log
+    /// already holds an entry at `entries()[0].index` or beyond, those entries
+    /// are replaced: truncate the log at the first index, then append.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The hard state to save, if it changed. Save it atomically (all fields
+    /// or none).
+    pub fn hard_state(&self) -> Option<&HardState> {
+        self.hard_state.as_ref()
+    }
+
+    /// Messages to send. Every one is safe to send right away, before the
+    /// writes of this Ready are durable: messages that depend on durability
+    /// (vote grants, append acknowledgements) are held inside the node and come
+    /// out of the `advance` that acknowledges what they depend on. Messages may
+    /// be lost, reordered or duplicated by the network without harm.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Committed entries to apply to the state machine, in index order. Each
+    /// committed entry is handed out exactly once (across restarts too, given
+    /// the applied index at restore), and only once it is durable in this
+    /// node's own log. Entries of kind [`crate::EntryKind::Noop`] carry nothing
+    /// to apply but still count as applied.
+    pub fn committed(&self) -> &[Entry] {
+        &self.committed
+    }
+
+    /// The `(term, index)` given to the proposals of the input that produced
+    /// this Ready, if it was a proposal. When an entry with that id appears in
+    /// [`Ready::committed`] the proposal has succeeded; if its id appears in
+    /// [`Ready::lost`] it never will.
+    pub fn proposed(&self) -> Option<Proposed> {
+        self.proposed
+    }
+
+    /// Proposals accepted by this node that will never commit: a different
+    /// entry was committed at their index (a new leader overwrote them). The
+    /// client can be told to retry.
+    pub fn lost(&self) -> &[LogId] {
+        &self.lost
+    }
+
+    /// Whether this Ready asks nothing of the host. An empty Ready still has
+    /// an id, and may be passed to `advance` or skipped.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+            && self.hard_state.is_none()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.proposed.is_none()
+            && self.lost.is_empty()
+    }
+
+    /// Moves the messages out, to send them without copying.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        core::mem::take(&mut self.messages)
+    }
+
+    /// Moves the entries to persist out.
+    pub fn take_entries(&mut self) -> Vec<Entry> {
+        core::mem::take(&mut self.entries)
+    }
+
+    /// Moves the committed entries out, to apply them without copying.
+    pub fn take_committed(&mut self) -> Vec<Entry> {
+        core::mem::take(&mut self.committed)
+    }
+}
