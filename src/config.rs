@@ -38,6 +38,45 @@ pub struct Config {
     /// The most AppendEntries a leader keeps in flight to one follower while
     /// streaming to it.
     pub max_inflight_msgs: u32,
+    /// The most entry bytes a leader keeps in flight to one follower while
+    /// streaming to it (at least one message is always allowed).
+    pub max_inflight_bytes: u64,
+    /// The most bytes of uncommitted entries a leader accepts. Past it,
+    /// proposals are refused with [`crate::Busy::UncommittedBytes`] until
+    /// commitment catches up: backpressure instead of unbounded memory.
+    pub max_uncommitted_bytes: u64,
+    /// The most committed-entry bytes one Ready hands out (at least one entry
+    /// is always handed out); the rest follow in later Readies.
+    pub max_committed_bytes_per_ready: u64,
+    /// The most read-index requests a node keeps waiting at once.
+    pub max_pending_reads: u32,
+    /// PreVote (thesis §9.6): before bumping its term a node asks whether it
+    /// could win, so a node that was partitioned away cannot depose a healthy
+    /// leader when it returns. A node also refuses pre-votes while it hears
+    /// from a leader.
+    pub pre_vote: bool,
+    /// CheckQuorum: a leader that has not heard from a majority within an
+    /// election timeout steps down, and followers that hear from a leader
+    /// ignore vote requests (leader stickiness) unless they come from a
+    /// leadership transfer.
+    pub check_quorum: bool,
+    /// Lease reads: the leader answers read-index requests without a
+    /// heartbeat round while its lease holds. Needs `check_quorum`.
+    ///
+    /// The lease lasts `election_timeout_ticks_min - lease_drift_margin_ticks`
+    /// ticks from the *sending* of the latest heartbeat round a majority
+    /// answered. It is safe as long as no node's ticks run faster than the
+    /// leader's by more than the margin over that span: followers that heard
+    /// that heartbeat refuse to vote for `election_timeout_ticks_min` of
+    /// their own ticks.
+    pub lease_reads: bool,
+    /// The clock-drift allowance of lease reads, in ticks.
+    pub lease_drift_margin_ticks: u32,
+    /// Whether a follower forwards proposals to the leader it knows. When
+    /// off, a follower answers [`crate::Error::NotLeader`] with the leader
+    /// hint. Forwarded proposals have no `(term, index)` at the follower:
+    /// identify them by content (e.g. a request id in the payload).
+    pub forward_proposals: bool,
 }
 
 impl Config {
@@ -53,6 +92,15 @@ impl Config {
             seed: 0,
             max_entries_bytes_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            max_inflight_bytes: 32 << 20,
+            max_uncommitted_bytes: 64 << 20,
+            max_committed_bytes_per_ready: 32 << 20,
+            max_pending_reads: 4096,
+            pre_vote: false,
+            check_quorum: false,
+            lease_reads: false,
+            lease_drift_margin_ticks: 2,
+            forward_proposals: true,
         }
     }
 
@@ -85,8 +133,26 @@ impl Config {
         if self.max_entries_bytes_per_msg == 0 {
             return Err(ConfigError::ZeroLimit("max_entries_bytes_per_msg"));
         }
-        if self.max_inflight_msgs == 0 {
-            return Err(ConfigError::ZeroLimit("max_inflight_msgs"));
+        let limits = [
+            ("max_inflight_msgs", u64::from(self.max_inflight_msgs)),
+            ("max_inflight_bytes", self.max_inflight_bytes),
+            ("max_uncommitted_bytes", self.max_uncommitted_bytes),
+            (
+                "max_committed_bytes_per_ready",
+                self.max_committed_bytes_per_ready,
+            ),
+            ("max_pending_reads", u64::from(self.max_pending_reads)),
+        ];
+        for (name, v) in limits {
+            if v == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
+        if self.lease_reads && self.lease_drift_margin_ticks >= self.election_timeout_ticks_min {
+            return Err(ConfigError::LeaseMarginTooLong);
         }
         Ok(())
     }
@@ -129,5 +195,18 @@ mod tests {
             c.validate(),
             Err(ConfigError::ZeroLimit("max_inflight_msgs"))
         );
+        let mut c = ok();
+        c.max_uncommitted_bytes = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroLimit("max_uncommitted_bytes"))
+        );
+        let mut c = ok();
+        c.lease_reads = true;
+        assert_eq!(c.validate(), Err(ConfigError::LeaseWithoutCheckQuorum));
+        c.check_quorum = true;
+        assert_eq!(c.validate(), Ok(()));
+        c.lease_drift_margin_ticks = 10;
+        assert_eq!(c.validate(), Err(ConfigError::LeaseMarginTooLong));
     }
 }

@@ -22,6 +22,8 @@ pub enum Error {
         /// The leader this node knows of in its current term, if any.
         leader: Option<NodeId>,
     },
+    /// The request cannot be taken now; retry later.
+    Busy(Busy),
     /// The caller broke the `step → Ready → advance` contract.
     Misuse(Misuse),
     /// The configuration is invalid.
@@ -50,6 +52,8 @@ pub enum Misuse {
     },
     /// A proposal batch was empty.
     EmptyProposal,
+    /// Leadership cannot be transferred to a node that is not a voter.
+    TransferToNonVoter(NodeId),
 }
 
 /// An invalid field of [`crate::Config`].
@@ -68,6 +72,36 @@ pub enum ConfigError {
     BadElectionTimeout,
     /// A size or count limit is zero.
     ZeroLimit(&'static str),
+    /// `lease_reads` is on but `check_quorum` is off.
+    LeaseWithoutCheckQuorum,
+    /// `lease_drift_margin_ticks` leaves no lease at all.
+    LeaseMarginTooLong,
+}
+
+/// A request refused for now: retry later, or elsewhere.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Busy {
+    /// The leader holds too many uncommitted bytes
+    /// ([`crate::Config::max_uncommitted_bytes`]).
+    UncommittedBytes {
+        /// Uncommitted bytes held now.
+        held: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Too many read-index requests are waiting
+    /// ([`crate::Config::max_pending_reads`]).
+    PendingReads {
+        /// The limit.
+        limit: u32,
+    },
+    /// The leader is handing leadership to another node and refuses
+    /// proposals until that ends.
+    LeadershipTransfer {
+        /// The node leadership is being handed to.
+        to: NodeId,
+    },
 }
 
 /// Restored state that cannot be right.
@@ -106,6 +140,7 @@ impl fmt::Display for Error {
                     "not the leader and no leader is known: retry after an election"
                 )
             }
+            Error::Busy(b) => fmt::Display::fmt(b, f),
             Error::Misuse(m) => fmt::Display::fmt(m, f),
             Error::Config(c) => write!(f, "invalid config: {c}"),
             Error::Restore(r) => write!(f, "invalid restored state: {r}"),
@@ -130,6 +165,29 @@ impl fmt::Display for Misuse {
             Misuse::EmptyProposal => {
                 write!(f, "an empty proposal batch: propose at least one command")
             }
+            Misuse::TransferToNonVoter(n) => write!(
+                f,
+                "cannot transfer leadership to {n}: it is not a voter of this cluster"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Busy::UncommittedBytes { held, limit } => write!(
+                f,
+                "{held} uncommitted bytes at the leader, limit {limit}: retry once earlier proposals commit"
+            ),
+            Busy::PendingReads { limit } => write!(
+                f,
+                "{limit} read requests already waiting: retry once earlier reads complete"
+            ),
+            Busy::LeadershipTransfer { to } => write!(
+                f,
+                "leadership is being transferred to {to}: retry there shortly"
+            ),
         }
     }
 }
@@ -152,6 +210,14 @@ impl fmt::Display for ConfigError {
                 "election_timeout_ticks_min must be at least 2 and at most election_timeout_ticks_max"
             ),
             ConfigError::ZeroLimit(name) => write!(f, "{name} must be at least 1"),
+            ConfigError::LeaseWithoutCheckQuorum => write!(
+                f,
+                "lease_reads needs check_quorum: without it a deposed leader could keep its lease"
+            ),
+            ConfigError::LeaseMarginTooLong => write!(
+                f,
+                "lease_drift_margin_ticks must be below election_timeout_ticks_min"
+            ),
         }
     }
 }
@@ -176,6 +242,12 @@ impl fmt::Display for RestoreError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
+
+impl From<Busy> for Error {
+    fn from(b: Busy) -> Self {
+        Error::Busy(b)
+    }
+}
 
 impl From<Misuse> for Error {
     fn from(m: Misuse) -> Self {

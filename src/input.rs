@@ -28,8 +28,19 @@ pub enum Input {
     /// Several client commands at once: one append per follower carries them
     /// all. Accepted or refused as a whole.
     ProposeBatch(Vec<Bytes>),
-    /// Start an election now, without waiting for the election timeout.
+    /// Start an election now, without waiting for the election timeout
+    /// (with PreVote on, a pre-vote round comes first).
     Campaign,
+    /// Ask for a linearizable read. `ctx` is the host's own tag for the
+    /// request. The answer comes in [`crate::Ready::read_states`]: once the
+    /// host has applied up to the index given there, it may serve the read
+    /// from its state machine. A follower forwards the request to its leader.
+    ReadIndex(u64),
+    /// Hand leadership to another voter (leader only). The leader first
+    /// brings the target up to date, then tells it to campaign at once;
+    /// proposals are refused meanwhile. The transfer is abandoned after an
+    /// election timeout.
+    TransferLeader(NodeId),
     /// The host could not reach this peer (a connection failed or a send
     /// queue overflowed). The leader stops streaming to it optimistically and
     /// probes it instead.

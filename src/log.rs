@@ -122,6 +122,21 @@ impl RaftLog {
         out
     }
 
+    /// The bytes of the entries `lo..=hi` whose term is `term`.
+    pub fn bytes_of_term(&self, lo: Index, hi: Index, term: Term) -> u64 {
+        let hi = hi.min(self.last_index());
+        let Some(a) = self.pos(lo) else { return 0 };
+        if lo > hi {
+            return 0;
+        }
+        let n = (hi.0 - lo.0 + 1) as usize;
+        self.entries
+            .range(a..a + n)
+            .filter(|e| e.term == term)
+            .map(Entry::size_bytes)
+            .sum()
+    }
+
     /// The entries not yet handed to the host to persist.
     pub fn take_unemitted(&mut self) -> Vec<Entry> {
         let last = self.last_index();

@@ -86,10 +86,26 @@ pub enum Body {
     RequestVote {
         /// The candidate's last log entry.
         last_log: LogId,
+        /// The election was started by the leader's [`Body::TimeoutNow`]
+        /// (leadership transfer): it overrides leader stickiness.
+        transfer: bool,
     },
     /// The answer to [`Body::RequestVote`].
     RequestVoteResponse {
         /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// A pre-candidate asks whether it could win an election (thesis §9.6),
+    /// without changing anyone's term. The message's term is the term the
+    /// sender would campaign in.
+    PreVote {
+        /// The pre-candidate's last log entry.
+        last_log: LogId,
+    },
+    /// The answer to [`Body::PreVote`]. When granted, its term is the
+    /// proposed term; when refused, the responder's own term.
+    PreVoteResponse {
+        /// Whether the pre-vote was granted.
         granted: bool,
     },
     /// The leader replicates entries (§5.3). With no entries it still carries
@@ -109,9 +125,36 @@ pub enum Body {
     Heartbeat {
         /// The commit index the follower may adopt.
         commit: Index,
+        /// The leader's heartbeat round, echoed in the response. Read-index
+        /// requests and leases are confirmed by a quorum echoing a round.
+        round: u64,
     },
     /// The answer to [`Body::Heartbeat`].
-    HeartbeatResponse,
+    HeartbeatResponse {
+        /// The round of the heartbeat answered.
+        round: u64,
+    },
+    /// The leader tells a caught-up follower to start an election at once
+    /// (leadership transfer).
+    TimeoutNow,
+    /// A follower forwards client proposals to the leader.
+    Propose {
+        /// The commands, in order.
+        data: Vec<Bytes>,
+    },
+    /// A follower forwards a read-index request to the leader.
+    ReadIndex {
+        /// The follower's request context, echoed back.
+        ctx: u64,
+    },
+    /// The leader's answer to [`Body::ReadIndex`]: reads may be served once
+    /// the follower has applied up to `index`.
+    ReadIndexResponse {
+        /// The request context.
+        ctx: u64,
+        /// The read index; `None` if the leader could not serve the read.
+        index: Option<Index>,
+    },
 }
 
 /// The outcome of an [`Body::AppendEntries`] at the follower.
@@ -141,8 +184,10 @@ impl Message {
         matches!(
             self.body,
             Body::RequestVoteResponse { .. }
+                | Body::PreVoteResponse { .. }
                 | Body::AppendEntriesResponse(_)
-                | Body::HeartbeatResponse
+                | Body::HeartbeatResponse { .. }
+                | Body::ReadIndexResponse { .. }
         )
     }
 }

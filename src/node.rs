@@ -131,15 +131,17 @@ impl Node {
         match input {
             Input::Tick => self.raft.tick(),
             Input::Message(m) => self.raft.step_message(m),
-            Input::Propose(data) => self.raft.propose(core::iter::once(data))?,
+            Input::Propose(data) => self.raft.propose(smallvec::smallvec![data])?,
             Input::ProposeBatch(batch) => {
                 if batch.is_empty() {
                     return Err(Misuse::EmptyProposal.into());
                 }
-                self.raft.propose(batch.into_iter())?
+                self.raft.propose(batch.into())?
             }
-            Input::Campaign => self.raft.campaign(),
+            Input::Campaign => self.raft.start_election(),
             Input::ReportUnreachable(peer) => self.raft.report_unreachable(peer),
+            Input::ReadIndex(ctx) => self.raft.read_index(ctx)?,
+            Input::TransferLeader(to) => self.raft.transfer_leader(to)?,
         }
         Ok(self.build_ready())
     }
@@ -214,7 +216,9 @@ impl Node {
         if hard_state.is_some() {
             self.emitted_hs = hs;
         }
-        let committed = raft.log.take_committed(u64::MAX);
+        let committed = raft
+            .log
+            .take_committed(raft.cfg.max_committed_bytes_per_ready);
         if !committed.is_empty() {
             raft.settle_proposals(&mut self.lost);
         }
@@ -236,6 +240,7 @@ impl Node {
             committed,
             proposed: raft.proposed.take(),
             lost: core::mem::take(&mut self.lost),
+            read_states: core::mem::take(&mut raft.read_states),
         };
         self.check_invariants();
         ready
@@ -319,6 +324,11 @@ impl Node {
             self.raft.log.applied = Index(0);
         }
         self.raft.bug = Some(bug);
+    }
+
+    /// The node leadership is being transferred to, while a transfer runs.
+    pub fn transferring_to(&self) -> Option<NodeId> {
+        self.raft.lead_transferee
     }
 
     /// How many proposals this node accepted and has not yet reported as

@@ -20,13 +20,25 @@ pub(crate) struct Progress {
     pub state: ProgressState,
     /// Probe state: one AppendEntries is out; wait for its answer or a heartbeat.
     pub probe_sent: bool,
-    /// Replicate state: the last index of each AppendEntries in flight, oldest first.
-    inflight: VecDeque<Index>,
+    /// Replicate state: the last index and entry bytes of each AppendEntries
+    /// in flight, oldest first.
+    inflight: VecDeque<(Index, u64)>,
+    inflight_bytes: u64,
     max_inflight: usize,
+    max_inflight_bytes: u64,
+    /// Heard from since the last CheckQuorum round.
+    pub recent_active: bool,
+    /// The latest heartbeat round the follower answered.
+    pub acked_round: u64,
 }
 
 impl Progress {
-    pub fn new(id: NodeId, next_index: Index, max_inflight: usize) -> Progress {
+    pub fn new(
+        id: NodeId,
+        next_index: Index,
+        max_inflight: usize,
+        max_inflight_bytes: u64,
+    ) -> Progress {
         Progress {
             id,
             match_index: Index(0),
@@ -34,7 +46,11 @@ impl Progress {
             state: ProgressState::Probe,
             probe_sent: false,
             inflight: VecDeque::new(),
+            inflight_bytes: 0,
             max_inflight,
+            max_inflight_bytes,
+            recent_active: true,
+            acked_round: 0,
         }
     }
 
@@ -46,7 +62,10 @@ impl Progress {
     pub fn is_paused(&self) -> bool {
         match self.state {
             ProgressState::Probe => self.probe_sent,
-            ProgressState::Replicate => self.inflight.len() >= self.max_inflight,
+            ProgressState::Replicate => {
+                self.inflight.len() >= self.max_inflight
+                    || self.inflight_bytes >= self.max_inflight_bytes
+            }
         }
     }
 
@@ -54,24 +73,36 @@ impl Progress {
         self.state = ProgressState::Probe;
         self.probe_sent = false;
         self.next_index = self.match_index.next();
-        self.inflight.clear();
+        self.clear_inflight();
     }
 
     pub fn become_replicate(&mut self) {
         self.state = ProgressState::Replicate;
         self.probe_sent = false;
         self.next_index = self.match_index.next();
+        self.clear_inflight();
+    }
+
+    fn clear_inflight(&mut self) {
         self.inflight.clear();
+        self.inflight_bytes = 0;
+    }
+
+    fn free_first(&mut self) {
+        if let Some((_, b)) = self.inflight.pop_front() {
+            self.inflight_bytes -= b;
+        }
     }
 
     /// Records an AppendEntries whose last entry is `last` (or which carried
-    /// no entries, when `last` is `None`).
-    pub fn sent(&mut self, last: Option<Index>) {
+    /// no entries, when `last` is `None`), carrying `bytes` of entries.
+    pub fn sent(&mut self, last: Option<Index>, bytes: u64) {
         match self.state {
             ProgressState::Replicate => {
                 if let Some(last) = last {
                     self.next_index = last.next();
-                    self.inflight.push_back(last);
+                    self.inflight.push_back((last, bytes));
+                    self.inflight_bytes += bytes;
                 }
             }
             ProgressState::Probe => self.probe_sent = true,
@@ -88,8 +119,8 @@ impl Progress {
         if self.next_index <= n {
             self.next_index = n.next();
         }
-        while self.inflight.front().is_some_and(|&i| i <= n) {
-            self.inflight.pop_front();
+        while self.inflight.front().is_some_and(|&(i, _)| i <= n) {
+            self.free_first();
         }
         updated
     }
@@ -123,8 +154,8 @@ impl Progress {
     /// window must not stall it forever.
     pub fn on_heartbeat_response(&mut self) {
         self.probe_sent = false;
-        if self.inflight.len() >= self.max_inflight {
-            self.inflight.pop_front();
+        if self.is_paused() {
+            self.free_first();
         }
     }
 }
@@ -135,9 +166,9 @@ mod tests {
 
     #[test]
     fn probe_sends_one_at_a_time() {
-        let mut p = Progress::new(NodeId(2), Index(5), 4);
+        let mut p = Progress::new(NodeId(2), Index(5), 4, u64::MAX);
         assert!(!p.is_paused());
-        p.sent(Some(Index(7)));
+        p.sent(Some(Index(7)), 10);
         assert!(p.is_paused());
         assert_eq!(
             p.next_index,
@@ -150,10 +181,10 @@ mod tests {
 
     #[test]
     fn replicate_window_is_bounded_and_freed_by_acks() {
-        let mut p = Progress::new(NodeId(2), Index(1), 2);
+        let mut p = Progress::new(NodeId(2), Index(1), 2, u64::MAX);
         p.become_replicate();
-        p.sent(Some(Index(3)));
-        p.sent(Some(Index(6)));
+        p.sent(Some(Index(3)), 10);
+        p.sent(Some(Index(6)), 10);
         assert!(p.is_paused());
         assert_eq!(p.next_index, Index(7));
         assert!(p.maybe_update(Index(3)));
@@ -162,8 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn replicate_window_is_bounded_in_bytes() {
+        let mut p = Progress::new(NodeId(2), Index(1), 100, 1000);
+        p.become_replicate();
+        p.sent(Some(Index(1)), 600);
+        assert!(!p.is_paused());
+        p.sent(Some(Index(2)), 600);
+        assert!(p.is_paused(), "1200 bytes in flight, limit 1000");
+        p.maybe_update(Index(1));
+        assert!(!p.is_paused());
+    }
+
+    #[test]
     fn stale_rejections_are_ignored() {
-        let mut p = Progress::new(NodeId(2), Index(10), 4);
+        let mut p = Progress::new(NodeId(2), Index(10), 4, u64::MAX);
         assert!(
             !p.maybe_decr_to(Index(5), Index(3)),
             "not the outstanding probe"

@@ -17,9 +17,15 @@ pub(crate) fn majority(voters: usize) -> usize {
 /// The highest index that a majority of voters hold, given each voter's match
 /// index (in any order).
 pub(crate) fn committed_index(matches: impl Iterator<Item = Index>) -> Index {
-    let mut m: SmallVec<[Index; 9]> = matches.collect();
+    quorum_value(matches)
+}
+
+/// The largest value that at least a majority of voters have reached, given
+/// one value per voter (in any order); the default for no voters.
+pub(crate) fn quorum_value<T: Copy + Ord + Default>(values: impl Iterator<Item = T>) -> T {
+    let mut m: SmallVec<[T; 9]> = values.collect();
     if m.is_empty() {
-        return Index(0);
+        return T::default();
     }
     let q = majority(m.len());
     // The q-th largest value: at least q voters hold it.

@@ -54,6 +54,17 @@ impl Proposed {
     }
 }
 
+/// The answer to a read-index request ([`crate::Input::ReadIndex`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ReadState {
+    /// The host's tag for the request.
+    pub ctx: u64,
+    /// Serve the read once the state machine has applied up to this index.
+    /// `None` when the read could not be confirmed (leadership was lost or
+    /// the leader refused): retry it.
+    pub index: Option<Index>,
+}
+
 /// One batch of work for the host. See the [module docs](self) for the order
 /// in which to do it.
 #[must_use = "a Ready holds messages to send and entries to persist; handle it and call advance()"]
@@ -66,6 +77,7 @@ pub struct Ready {
     pub(crate) committed: Vec<Entry>,
     pub(crate) proposed: Option<Proposed>,
     pub(crate) lost: Vec<LogId>,
+    pub(crate) read_states: Vec<ReadState>,
 }
 
 impl Ready {
@@ -120,6 +132,11 @@ impl Ready {
         &self.lost
     }
 
+    /// Answers to read-index requests.
+    pub fn read_states(&self) -> &[ReadState] {
+        &self.read_states
+    }
+
     /// Whether this Ready asks nothing of the host. An empty Ready still has
     /// an id, and may be passed to `advance` or skipped.
     pub fn is_empty(&self) -> bool {
@@ -129,6 +146,7 @@ impl Ready {
             && self.committed.is_empty()
             && self.proposed.is_none()
             && self.lost.is_empty()
+            && self.read_states.is_empty()
     }
 
     /// Moves the messages out, to send them without copying.

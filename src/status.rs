@@ -7,9 +7,12 @@ use crate::types::{Index, LogId, NodeId, Term};
 
 /// The role a node plays in its current term (§5.1).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[non_exhaustive]
 pub enum Role {
     /// Follows a leader, or waits for one.
     Follower,
+    /// Asks whether it could win an election before starting one (PreVote).
+    PreCandidate,
     /// Asks for votes to become leader.
     Candidate,
     /// Accepts proposals and replicates the log.
@@ -58,6 +61,12 @@ pub enum DropReason {
     /// Inconsistent in itself: entries not contiguous, terms out of order, an
     /// acknowledgement beyond what was sent.
     Malformed,
+    /// A vote or pre-vote request while this node hears from a leader
+    /// (leader stickiness).
+    LeaderAlive,
+    /// A forwarded proposal refused by the leader (not leader, transfer in
+    /// progress, or over the uncommitted-bytes budget).
+    ProposalRefused,
     /// Contradicts the protocol: an attempt to overwrite a committed entry, a
     /// second leader in one term, a commit index beyond the log. Only a faulty
     /// peer (or a host that lost durable writes) sends it.
@@ -66,12 +75,14 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order of [`DropCounters`].
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::WrongRecipient,
         DropReason::UnknownSender,
         DropReason::StaleTerm,
         DropReason::Stale,
         DropReason::Malformed,
+        DropReason::LeaderAlive,
+        DropReason::ProposalRefused,
         DropReason::Misbehaving,
     ];
 
@@ -82,7 +93,7 @@ impl DropReason {
 
 /// Counts of dropped messages, by reason.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct DropCounters([u64; 6]);
+pub struct DropCounters([u64; DropReason::ALL.len()]);
 
 impl DropCounters {
     /// How many messages were dropped for `reason`.

@@ -1,5 +1,5 @@
-//! Leader election (§5.2, §5.4.1): timeouts, RequestVote, the tally and the
-//! role changes they cause.
+//! Leader election (§5.2, §5.4.1) and PreVote (thesis §9.6): timeouts,
+//! vote requests, tallies and the role changes they cause.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -22,16 +22,44 @@ impl Raft {
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.randomized_timeout {
-            self.campaign();
+            self.start_election();
         }
+    }
+
+    /// The election timeout fired or the host asked for an election: a
+    /// pre-vote round first if PreVote is on, else a real election.
+    pub fn start_election(&mut self) {
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.cfg.pre_vote {
+            self.pre_campaign();
+        } else {
+            self.campaign(false);
+        }
+    }
+
+    /// Asks every peer whether it would vote for us in the next term, without
+    /// changing our term or vote (thesis §9.6).
+    fn pre_campaign(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.election_elapsed = 0;
+        self.reset_randomized_timeout();
+        self.votes = vec![None; self.peers.len()];
+        let last_log = self.log.last_id();
+        let term = self.term.next();
+        for i in 0..self.peers.len() {
+            let to = self.peers[i];
+            self.send_in_term(to, term, Body::PreVote { last_log });
+        }
+        self.tally();
     }
 
     /// Becomes a candidate in the next term and asks every peer for its vote
     /// (§5.2). The node's own vote counts only once it is durable.
-    pub fn campaign(&mut self) {
-        if self.role == Role::Leader {
-            return;
-        }
+    /// `transfer`: started by the leader's TimeoutNow.
+    pub(super) fn campaign(&mut self, transfer: bool) {
         self.term = self.term.next();
         self.vote = Some(self.id);
         self.role = Role::Candidate;
@@ -42,12 +70,15 @@ impl Raft {
         let last_log = self.log.last_id();
         for i in 0..self.peers.len() {
             let to = self.peers[i];
-            self.send(to, Body::RequestVote { last_log });
+            self.send(to, Body::RequestVote { last_log, transfer });
         }
         self.tally();
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if self.role == Role::Leader {
+            self.end_leadership();
+        }
         if term > self.term {
             self.term = term;
             self.vote = None;
@@ -66,12 +97,19 @@ impl Raft {
         self.leader = Some(self.id);
         self.votes = Vec::new();
         self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        self.uncommitted_bytes = 0;
+        self.confirmed_round = self.reads.round;
+        self.round_wanted = false;
         let next = self.log.last_index().next();
-        let max_inflight = self.cfg.max_inflight_msgs as usize;
+        let (max_msgs, max_bytes) = (
+            self.cfg.max_inflight_msgs as usize,
+            self.cfg.max_inflight_bytes,
+        );
         self.progress = self
             .peers
             .iter()
-            .map(|&p| Progress::new(p, next, max_inflight))
+            .map(|&p| Progress::new(p, next, max_msgs, max_bytes))
             .collect();
         // §5.4.2 and §8: a leader cannot count replicas of earlier terms'
         // entries, so it commits an entry of its own term at once.
@@ -84,21 +122,26 @@ impl Raft {
         self.broadcast_append(true);
     }
 
-    /// Counts the votes. The node's own vote counts only once the host has
-    /// made it durable, so a candidate that crashes before its fsync cannot
-    /// have won an election it would forget.
+    /// Counts the votes (or pre-votes). The node's own vote counts only once
+    /// the host has made it durable, so a candidate that crashes before its
+    /// fsync cannot have won an election it would forget. A pre-vote
+    /// promises nothing and counts at once.
     pub(super) fn tally(&mut self) {
-        if self.role != Role::Candidate {
-            return;
-        }
-        let own = (self.durable_term == self.term && self.durable_vote == Some(self.id))
-            || bug!(self, VoteNotPersisted);
+        let own = match self.role {
+            Role::Candidate => {
+                (self.durable_term == self.term && self.durable_vote == Some(self.id))
+                    || bug!(self, VoteNotPersisted)
+            }
+            Role::PreCandidate => true,
+            _ => return,
+        };
         let granted = self.votes.iter().filter(|v| **v == Some(true)).count() + own as usize;
         let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
-        match vote_result(self.voters(), granted, rejected) {
-            VoteResult::Won => self.become_leader(),
-            VoteResult::Lost => self.become_follower(self.term, None),
-            VoteResult::Pending => {}
+        match (vote_result(self.voters(), granted, rejected), self.role) {
+            (VoteResult::Won, Role::Candidate) => self.become_leader(),
+            (VoteResult::Won, _) => self.campaign(false),
+            (VoteResult::Lost, _) => self.become_follower(self.term, None),
+            (VoteResult::Pending, _) => {}
         }
     }
 
@@ -131,5 +174,34 @@ impl Raft {
         }
         self.votes[from_pos] = Some(granted);
         self.tally();
+    }
+
+    /// A pre-vote is granted to a proposed term above ours with a log at
+    /// least as up to date as ours; leader stickiness was checked already.
+    /// Nothing changes here, so nothing needs to be durable first.
+    pub(super) fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_log: LogId) {
+        let grant = term > self.term && last_log.is_up_to_date_with(&self.log.last_id());
+        if grant {
+            self.send_in_term(from, term, Body::PreVoteResponse { granted: true });
+        } else {
+            self.send(from, Body::PreVoteResponse { granted: false });
+        }
+    }
+
+    pub(super) fn handle_pre_vote_response(&mut self, from_pos: usize, term: Term, granted: bool) {
+        if self.role != Role::PreCandidate || (granted && term != self.term.next()) {
+            return self.drop_msg(DropReason::Stale);
+        }
+        self.votes[from_pos] = Some(granted);
+        self.tally();
+    }
+
+    /// The leader asks us to take over (leadership transfer): campaign now,
+    /// skipping the pre-vote, with a request that overrides stickiness.
+    pub(super) fn handle_timeout_now(&mut self) {
+        if self.role == Role::Leader {
+            return self.drop_msg(DropReason::Misbehaving);
+        }
+        self.campaign(true);
     }
 }

@@ -5,25 +5,26 @@
 //! step's writes are durable); what it wants persisted is read off the log and
 //! the hard state by [`crate::Node`], which also owns the Ready bookkeeping.
 //!
-//! Split by concern: `election.rs` (timeouts, votes, role changes) and
-//! `replication.rs` (appends, heartbeats, commitment).
+//! Split by concern: `election.rs` (timeouts, votes, pre-votes, role
+//! changes), `replication.rs` (appends, heartbeats, commitment, proposals) and
+//! `read.rs` (read index, leases, leadership transfer).
 
 mod election;
+mod read;
 mod replication;
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use bytes::Bytes;
 
 use crate::config::Config;
-use crate::error::Error;
 use crate::log::RaftLog;
-use crate::message::{Body, Entry, EntryKind, Message};
+use crate::message::{Body, Message};
 use crate::progress::Progress;
-use crate::ready::Proposed;
+use crate::read_index::ReadQueue;
+use crate::ready::{Proposed, ReadState};
 use crate::rng::Rng;
 use crate::status::{DropCounters, DropReason, Role};
-use crate::types::{Index, LogId, NodeId, Term};
+use crate::types::{LogId, NodeId, Term};
 
 pub(crate) struct Raft {
     pub id: NodeId,
@@ -37,11 +38,15 @@ pub(crate) struct Raft {
     pub log: RaftLog,
     /// Leader only: one per peer, in `peers` order. Empty otherwise.
     pub progress: Vec<Progress>,
-    /// Candidate only: each peer's answer, in `peers` order. Empty otherwise.
+    /// (Pre-)candidate only: each peer's answer, in `peers` order. Empty otherwise.
     votes: Vec<Option<bool>>,
+    /// Ticks since the last sign of a leader (followers), since the election
+    /// started (candidates), or since the last CheckQuorum round (leaders).
     election_elapsed: u32,
     randomized_timeout: u32,
     heartbeat_elapsed: u32,
+    /// Every tick this node has counted: the clock of leases.
+    ticks: u64,
     rng: Rng,
     /// The term and vote the host has made durable (acknowledged by advance).
     pub durable_term: Term,
@@ -55,6 +60,16 @@ pub(crate) struct Raft {
     /// handed out as committed, sorted by (index, term).
     proposals: VecDeque<LogId>,
     pub proposed: Option<Proposed>,
+    /// Leader only: bytes of own-term entries above the commit index.
+    uncommitted_bytes: u64,
+    /// Leader only: the node leadership is being handed to.
+    pub lead_transferee: Option<NodeId>,
+    reads: ReadQueue,
+    /// The highest heartbeat round a majority has answered (leader only).
+    confirmed_round: u64,
+    /// Reads are waiting for a round that has not been started yet.
+    round_wanted: bool,
+    pub read_states: Vec<ReadState>,
     #[cfg(feature = "sim")]
     pub bug: Option<crate::bugs::Bug>,
 }
@@ -89,6 +104,7 @@ impl Raft {
             election_elapsed: 0,
             randomized_timeout: 0,
             heartbeat_elapsed: 0,
+            ticks: 0,
             rng,
             durable_term: term,
             durable_vote: vote,
@@ -97,6 +113,12 @@ impl Raft {
             dropped: DropCounters::default(),
             proposals: VecDeque::new(),
             proposed: None,
+            uncommitted_bytes: 0,
+            lead_transferee: None,
+            reads: ReadQueue::default(),
+            confirmed_round: 0,
+            round_wanted: false,
+            read_states: Vec::new(),
             #[cfg(feature = "sim")]
             bug: None,
             cfg,
@@ -115,10 +137,15 @@ impl Raft {
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: Body) {
+        let term = self.term;
+        self.send_in_term(to, term, body);
+    }
+
+    pub(crate) fn send_in_term(&mut self, to: NodeId, term: Term, body: Body) {
         self.msgs.push(Message {
             from: self.id,
             to,
-            term: self.term,
+            term,
             body,
         });
     }
@@ -138,85 +165,21 @@ impl Raft {
         self.dropped.bump(reason);
     }
 
+    /// Whether this node currently hears from a live leader: it is the
+    /// leader, or it heard from one within the minimum election timeout.
+    fn hears_leader(&self) -> bool {
+        self.role == Role::Leader
+            || (self.leader.is_some()
+                && self.election_elapsed < self.cfg.election_timeout_ticks_min)
+    }
+
     // ---- inputs -------------------------------------------------------
 
     pub fn tick(&mut self) {
+        self.ticks += 1;
         match self.role {
-            Role::Leader => self.tick_heartbeat(),
-            Role::Follower | Role::Candidate => self.tick_election(),
-        }
-    }
-
-    pub fn propose(&mut self, data: impl ExactSizeIterator<Item = Bytes>) -> Result<(), Error> {
-        if self.role != Role::Leader {
-            return Err(Error::NotLeader {
-                leader: self.leader,
-            });
-        }
-        let first = self.log.last_index().next();
-        let term = self.term;
-        for d in data {
-            let index = self.log.last_index().next();
-            self.log.push(Entry {
-                term,
-                index,
-                kind: EntryKind::Normal,
-                data: d,
-            });
-        }
-        let last = self.log.last_index();
-        if last < first {
-            return Ok(());
-        }
-        self.record_proposals(term, first, last);
-        self.proposed = Some(Proposed { term, first, last });
-        self.broadcast_append(false);
-        // A one-node cluster has no one to wait for but its own disk.
-        Ok(())
-    }
-
-    fn record_proposals(&mut self, term: Term, first: Index, last: Index) {
-        let in_order = self.proposals.back().is_none_or(|b| b.index < first);
-        for i in first.0..=last.0 {
-            let id = LogId::new(term, Index(i));
-            if in_order {
-                self.proposals.push_back(id);
-            } else {
-                let at = self
-                    .proposals
-                    .partition_point(|p| (p.index, p.term) < (id.index, id.term));
-                self.proposals.insert(at, id);
-            }
-        }
-    }
-
-    /// Moves proposals whose index has been handed out as committed off the
-    /// pending list; those whose index committed with another term are lost.
-    pub fn settle_proposals(&mut self, lost: &mut Vec<LogId>) {
-        while let Some(p) = self.proposals.front().copied() {
-            if p.index > self.log.handed {
-                break;
-            }
-            self.proposals.pop_front();
-            if self.log.term_at(p.index) != Some(p.term) {
-                lost.push(p);
-            }
-        }
-    }
-
-    pub fn pending_proposals(&self) -> usize {
-        self.proposals.len()
-    }
-
-    pub fn report_unreachable(&mut self, peer: NodeId) {
-        if self.role != Role::Leader {
-            return;
-        }
-        if let Some(i) = self.peer_pos(peer) {
-            let pr = &mut self.progress[i];
-            if pr.state == crate::status::ProgressState::Replicate {
-                pr.become_probe();
-            }
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
         }
     }
 
@@ -230,26 +193,52 @@ impl Raft {
         if m.term > self.term && self.role == Role::Leader && bug!(self, LeaderIgnoresHigherTerm) {
             return self.drop_msg(DropReason::StaleTerm);
         }
+        // Leader stickiness (CheckQuorum) and the pre-vote rule of thesis
+        // §9.6: while a leader is heard from, a vote request must not
+        // disturb it. Checked before the term is looked at, so an ignored
+        // request cannot bump our term either.
+        let sticky = match m.body {
+            Body::RequestVote { transfer, .. } => !transfer && self.cfg.check_quorum,
+            Body::PreVote { .. } => true,
+            _ => false,
+        };
+        if sticky && m.term > self.term && self.hears_leader() {
+            return self.drop_msg(DropReason::LeaderAlive);
+        }
         if m.term > self.term {
-            let leader = match m.body {
-                Body::AppendEntries { .. } | Body::Heartbeat { .. } => Some(m.from),
-                _ => None,
-            };
-            self.become_follower(m.term, leader);
+            match m.body {
+                // A pre-vote's term is only proposed; a granted pre-vote
+                // response echoes our own proposed term.
+                Body::PreVote { .. } | Body::PreVoteResponse { granted: true } => {}
+                Body::AppendEntries { .. } | Body::Heartbeat { .. } | Body::TimeoutNow => {
+                    self.become_follower(m.term, Some(m.from))
+                }
+                _ => self.become_follower(m.term, None),
+            }
         } else if m.term < self.term {
             return self.step_stale_term(m);
         }
         match m.body {
-            Body::RequestVote { last_log } => self.handle_request_vote(m.from, last_log),
+            Body::RequestVote { last_log, .. } => self.handle_request_vote(m.from, last_log),
             Body::RequestVoteResponse { granted } => self.handle_vote_response(from_pos, granted),
+            Body::PreVote { last_log } => self.handle_pre_vote(m.from, m.term, last_log),
+            Body::PreVoteResponse { granted } => {
+                self.handle_pre_vote_response(from_pos, m.term, granted)
+            }
             Body::AppendEntries {
                 prev,
                 entries,
                 commit,
             } => self.handle_append(m.from, m.term, prev, entries, commit),
             Body::AppendEntriesResponse(r) => self.handle_append_response(from_pos, r),
-            Body::Heartbeat { commit } => self.handle_heartbeat(m.from, commit),
-            Body::HeartbeatResponse => self.handle_heartbeat_response(from_pos),
+            Body::Heartbeat { commit, round } => self.handle_heartbeat(m.from, commit, round),
+            Body::HeartbeatResponse { round } => self.handle_heartbeat_response(from_pos, round),
+            Body::TimeoutNow => self.handle_timeout_now(),
+            Body::Propose { data } => self.handle_forwarded_propose(data),
+            Body::ReadIndex { ctx } => self.handle_forwarded_read(m.from, ctx),
+            Body::ReadIndexResponse { ctx, index } => {
+                self.read_states.push(ReadState { ctx, index })
+            }
         }
     }
 
@@ -260,11 +249,16 @@ impl Raft {
     fn step_stale_term(&mut self, m: Message) {
         match m.body {
             Body::AppendEntries { .. } | Body::Heartbeat { .. } => {
-                self.send(m.from, Body::HeartbeatResponse)
+                self.send(m.from, Body::HeartbeatResponse { round: 0 })
             }
             Body::RequestVote { .. } => {
                 self.send(m.from, Body::RequestVoteResponse { granted: false })
             }
+            Body::PreVote { .. } => self.send(m.from, Body::PreVoteResponse { granted: false }),
+            Body::ReadIndex { ctx } => {
+                self.send(m.from, Body::ReadIndexResponse { ctx, index: None })
+            }
+            Body::Propose { .. } => self.drop_msg(DropReason::ProposalRefused),
             _ => self.drop_msg(DropReason::StaleTerm),
         }
     }
@@ -272,14 +266,11 @@ impl Raft {
     /// Called by the node when `advance` made more of the log or the hard
     /// state durable.
     pub fn on_persisted(&mut self) {
-        match self.role {
-            Role::Leader => {
-                if self.maybe_commit() {
-                    self.broadcast_append(true);
-                }
-            }
+        let role = self.role;
+        match role {
+            Role::Leader if self.maybe_commit() => self.broadcast_append(true),
             Role::Candidate => self.tally(),
-            Role::Follower => {}
+            _ => {}
         }
     }
 
@@ -299,14 +290,20 @@ impl Raft {
                 for p in &self.progress {
                     assert!(p.match_index < p.next_index, "progress of {:?}", p.id);
                     assert!(p.match_index <= self.log.last_index());
+                    assert!(p.acked_round <= self.reads.round);
                 }
+                assert!(self.reads.len() <= self.cfg.max_pending_reads as usize);
             }
             Role::Candidate => {
                 assert_eq!(self.vote, Some(self.id));
                 assert!(self.leader.is_none());
                 assert!(self.progress.is_empty());
             }
-            Role::Follower => assert!(self.progress.is_empty()),
+            Role::PreCandidate | Role::Follower => {
+                assert!(self.progress.is_empty());
+                assert_eq!(self.reads.len(), 0, "reads outlive leadership");
+                assert!(self.lead_transferee.is_none());
+            }
         }
     }
 }

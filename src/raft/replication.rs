@@ -1,25 +1,172 @@
-//! Log replication (§5.3) and commitment (§5.4.2): AppendEntries on both
-//! sides, heartbeats, fast backtracking and the commit rule.
+//! Log replication (§5.3) and commitment (§5.4.2): proposals, AppendEntries
+//! on both sides, heartbeats, CheckQuorum, fast backtracking and the commit
+//! rule.
 
 use alloc::vec::Vec;
+use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::{Raft, bug};
-use crate::message::{AppendResponse, Body, Entry};
-use crate::quorum::committed_index;
+use crate::error::{Busy, Error};
+use crate::message::{AppendResponse, Body, Entry, EntryKind};
+use crate::quorum::{committed_index, majority};
+use crate::ready::Proposed;
 use crate::status::{DropReason, ProgressState, Role};
 use crate::types::{Index, LogId, NodeId, Term};
 
+/// Commands of one proposal input; one command needs no allocation.
+pub(crate) type Commands = SmallVec<[Bytes; 1]>;
+
 impl Raft {
-    pub(super) fn tick_heartbeat(&mut self) {
+    pub(super) fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_timeout_ticks_min {
+            self.election_elapsed = 0;
+            if self.cfg.check_quorum {
+                let active = 1 + self.progress.iter().filter(|p| p.recent_active).count();
+                for p in &mut self.progress {
+                    p.recent_active = false;
+                }
+                if active < majority(self.voters()) {
+                    // Partitioned from a majority: stop accepting proposals
+                    // that can never commit, and let the majority elect.
+                    let term = self.term;
+                    self.become_follower(term, None);
+                    return;
+                }
+            }
+            // A transfer that has not finished within an election timeout
+            // has failed; take proposals again.
+            self.lead_transferee = None;
+        }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;
-            for i in 0..self.peers.len() {
-                // Never beyond what the follower is known to hold, so it can
-                // adopt the value without checking its log.
-                let commit = self.progress[i].match_index.min(self.log.committed);
-                let to = self.peers[i];
-                self.send(to, Body::Heartbeat { commit });
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// Sends every follower a heartbeat of a new round. Returns the round.
+    pub(super) fn broadcast_heartbeat(&mut self) -> u64 {
+        let round = self.reads.start_round(self.ticks);
+        self.round_wanted = false;
+        for i in 0..self.peers.len() {
+            // Never beyond what the follower is known to hold, so it can
+            // adopt the value without checking its log.
+            let commit = self.progress[i].match_index.min(self.log.committed);
+            let to = self.peers[i];
+            self.send(to, Body::Heartbeat { commit, round });
+        }
+        round
+    }
+
+    /// Appends client commands as the leader. Refused while a leadership
+    /// transfer runs and past the uncommitted-bytes budget.
+    pub(super) fn append_commands(&mut self, data: Commands) -> Result<Proposed, Error> {
+        debug_assert_eq!(self.role, Role::Leader);
+        if let Some(to) = self.lead_transferee {
+            return Err(Busy::LeadershipTransfer { to }.into());
+        }
+        let bytes: u64 = data.iter().map(|d| 24 + d.len() as u64).sum();
+        let limit = self.cfg.max_uncommitted_bytes;
+        // One proposal always fits when nothing is pending, however large.
+        if self.uncommitted_bytes > 0 && self.uncommitted_bytes + bytes > limit {
+            return Err(Busy::UncommittedBytes {
+                held: self.uncommitted_bytes,
+                limit,
+            }
+            .into());
+        }
+        self.uncommitted_bytes += bytes;
+        let term = self.term;
+        let first = self.log.last_index().next();
+        for d in data {
+            let index = self.log.last_index().next();
+            self.log.push(Entry {
+                term,
+                index,
+                kind: EntryKind::Normal,
+                data: d,
+            });
+        }
+        let last = self.log.last_index();
+        self.broadcast_append(false);
+        Ok(Proposed { term, first, last })
+    }
+
+    /// A proposal from this node's host.
+    pub fn propose(&mut self, data: Commands) -> Result<(), Error> {
+        if self.role != Role::Leader {
+            return match self.leader {
+                Some(l) if self.cfg.forward_proposals => {
+                    self.send(
+                        l,
+                        Body::Propose {
+                            data: data.into_vec(),
+                        },
+                    );
+                    Ok(())
+                }
+                leader => Err(Error::NotLeader { leader }),
+            };
+        }
+        let p = self.append_commands(data)?;
+        self.record_proposals(p);
+        self.proposed = Some(p);
+        Ok(())
+    }
+
+    /// Proposals forwarded by a follower. Their outcome is tracked by the
+    /// follower's host (by content), not here.
+    pub(super) fn handle_forwarded_propose(&mut self, data: Vec<Bytes>) {
+        if self.role != Role::Leader || data.is_empty() {
+            return self.drop_msg(DropReason::ProposalRefused);
+        }
+        if self.append_commands(data.into()).is_err() {
+            self.drop_msg(DropReason::ProposalRefused);
+        }
+    }
+
+    fn record_proposals(&mut self, p: Proposed) {
+        let in_order = self.proposals.back().is_none_or(|b| b.index < p.first);
+        for id in p.ids() {
+            if in_order {
+                self.proposals.push_back(id);
+            } else {
+                let at = self
+                    .proposals
+                    .partition_point(|q| (q.index, q.term) < (id.index, id.term));
+                self.proposals.insert(at, id);
+            }
+        }
+    }
+
+    /// Moves proposals whose index has been handed out as committed off the
+    /// pending list; those whose index committed with another term are lost.
+    pub fn settle_proposals(&mut self, lost: &mut Vec<LogId>) {
+        while let Some(p) = self.proposals.front().copied() {
+            if p.index > self.log.handed {
+                break;
+            }
+            self.proposals.pop_front();
+            if self.log.term_at(p.index) != Some(p.term) {
+                lost.push(p);
+            }
+        }
+    }
+
+    pub fn pending_proposals(&self) -> usize {
+        self.proposals.len()
+    }
+
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(i) = self.peer_pos(peer) {
+            let pr = &mut self.progress[i];
+            if pr.state == ProgressState::Replicate {
+                pr.become_probe();
             }
         }
     }
@@ -35,7 +182,7 @@ impl Raft {
 
     /// Sends one AppendEntries to peer `i` if its progress allows. Returns
     /// whether one was sent.
-    fn send_append(&mut self, i: usize, send_if_empty: bool) -> bool {
+    pub(super) fn send_append(&mut self, i: usize, send_if_empty: bool) -> bool {
         let pr = &self.progress[i];
         if pr.is_paused() {
             return false;
@@ -53,8 +200,9 @@ impl Raft {
         let entries = self
             .log
             .slice(next, last, self.cfg.max_entries_bytes_per_msg);
+        let bytes = entries.iter().map(Entry::size_bytes).sum();
         let pr = &mut self.progress[i];
-        pr.sent(entries.last().map(|e| e.index));
+        pr.sent(entries.last().map(|e| e.index), bytes);
         let to = pr.id;
         let commit = self.log.committed;
         self.send(
@@ -80,18 +228,27 @@ impl Raft {
                 .chain(core::iter::once(own)),
         );
         let own_term = self.log.term_at(idx) == Some(self.term);
-        if idx > self.log.committed && (own_term || bug!(self, CommitEarlierTermByCount)) {
-            self.log.committed = idx;
-            true
-        } else {
-            false
+        if idx <= self.log.committed || !(own_term || bug!(self, CommitEarlierTermByCount)) {
+            return false;
         }
+        let freed = self
+            .log
+            .bytes_of_term(self.log.committed.next(), idx, self.term);
+        self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
+        self.log.committed = idx;
+        if own_term {
+            // The first commit of our term makes our commit index at least
+            // the previous leader's: reads that waited for it can go now.
+            self.release_waiting_reads();
+        }
+        true
     }
 
     pub(super) fn handle_append_response(&mut self, i: usize, r: AppendResponse) {
         if self.role != Role::Leader {
             return self.drop_msg(DropReason::Stale);
         }
+        self.progress[i].recent_active = true;
         match r {
             AppendResponse::Success { match_index } => {
                 if match_index > self.log.last_index() {
@@ -111,6 +268,7 @@ impl Raft {
                     self.broadcast_append(true);
                 }
                 while self.send_append(i, false) {}
+                self.maybe_send_timeout_now(i);
             }
             AppendResponse::Reject { rejected, hint } => {
                 if hint.index > rejected {
@@ -132,15 +290,21 @@ impl Raft {
         }
     }
 
-    pub(super) fn handle_heartbeat_response(&mut self, i: usize) {
+    pub(super) fn handle_heartbeat_response(&mut self, i: usize, round: u64) {
         if self.role != Role::Leader {
             return self.drop_msg(DropReason::Stale);
         }
+        if round > self.reads.round {
+            return self.drop_msg(DropReason::Malformed);
+        }
         let pr = &mut self.progress[i];
+        pr.recent_active = true;
+        pr.acked_round = pr.acked_round.max(round);
         pr.on_heartbeat_response();
         if pr.match_index < self.log.last_index() || pr.state == ProgressState::Probe {
             self.send_append(i, true);
         }
+        self.confirm_reads();
     }
 
     /// Whether the entries of an AppendEntries are well formed: contiguous
@@ -159,6 +323,16 @@ impl Raft {
         true
     }
 
+    /// A message from the leader of our term: we are its follower.
+    fn follow(&mut self, leader: NodeId) {
+        if self.role != Role::Follower {
+            let term = self.term;
+            self.become_follower(term, Some(leader));
+        }
+        self.leader = Some(leader);
+        self.election_elapsed = 0;
+    }
+
     /// The follower side of AppendEntries (§5.3).
     pub(super) fn handle_append(
         &mut self,
@@ -175,11 +349,7 @@ impl Raft {
         if !Self::entries_well_formed(term, prev, &entries) {
             return self.drop_msg(DropReason::Malformed);
         }
-        if self.role == Role::Candidate {
-            self.become_follower(term, Some(from));
-        }
-        self.leader = Some(from);
-        self.election_elapsed = 0;
+        self.follow(from);
 
         if prev.index < self.log.committed {
             // Everything up to our commit index matches any leader's log
@@ -243,22 +413,17 @@ impl Raft {
         }
     }
 
-    pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: Index) {
+    pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, round: u64) {
         if self.role == Role::Leader {
             return self.drop_msg(DropReason::Misbehaving);
         }
-        if self.role == Role::Candidate {
-            let term = self.term;
-            self.become_follower(term, Some(from));
-        }
-        self.leader = Some(from);
-        self.election_elapsed = 0;
+        self.follow(from);
         if commit > self.log.last_index() {
             return self.drop_msg(DropReason::Misbehaving);
         }
         if commit > self.log.committed {
             self.log.committed = commit;
         }
-        self.send(from, Body::HeartbeatResponse);
+        self.send(from, Body::HeartbeatResponse { round });
     }
 }

@@ -1,0 +1,165 @@
+//! Linearizable reads (thesis §6.4: read index, leases, reads on followers)
+//! and leadership transfer (thesis §3.10).
+
+use super::Raft;
+use crate::error::{Busy, Error, Misuse};
+use crate::message::Body;
+use crate::quorum::quorum_value;
+use crate::read_index::PendingRead;
+use crate::ready::ReadState;
+use crate::status::Role;
+use crate::types::{Index, NodeId};
+
+impl Raft {
+    /// A read-index request from this node's host.
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), Error> {
+        if self.role != Role::Leader {
+            return match self.leader {
+                Some(l) => {
+                    self.send(l, Body::ReadIndex { ctx });
+                    Ok(())
+                }
+                None => Err(Error::NotLeader { leader: None }),
+            };
+        }
+        let limit = self.cfg.max_pending_reads;
+        if self.reads.len() >= limit as usize {
+            return Err(Busy::PendingReads { limit }.into());
+        }
+        self.accept_read(ctx, None);
+        Ok(())
+    }
+
+    /// A read-index request a follower forwarded.
+    pub(super) fn handle_forwarded_read(&mut self, from: NodeId, ctx: u64) {
+        if self.role != Role::Leader || self.reads.len() >= self.cfg.max_pending_reads as usize {
+            return self.send(from, Body::ReadIndexResponse { ctx, index: None });
+        }
+        self.accept_read(ctx, Some(from));
+    }
+
+    fn accept_read(&mut self, ctx: u64, from: Option<NodeId>) {
+        if self.log.term_at(self.log.committed) != Some(self.term) {
+            // Until an entry of our term commits, our commit index may be
+            // behind what the previous leader committed (§8).
+            self.reads.waiting.push_back((ctx, from));
+            return;
+        }
+        let index = self.log.committed;
+        if self.peers.is_empty() || self.lease_valid() {
+            return self.answer_read(ctx, from, Some(index));
+        }
+        // Coalesce: while one round is in flight, new reads wait for the
+        // next, which starts when the current one is confirmed (or at the
+        // next heartbeat). A round started before the read cannot confirm it.
+        let round = if self.confirmed_round >= self.reads.round {
+            self.broadcast_heartbeat()
+        } else {
+            self.round_wanted = true;
+            self.reads.round + 1
+        };
+        self.reads.push(PendingRead {
+            ctx,
+            from,
+            index,
+            round,
+        });
+    }
+
+    fn answer_read(&mut self, ctx: u64, from: Option<NodeId>, index: Option<Index>) {
+        match from {
+            None => self.read_states.push(ReadState { ctx, index }),
+            Some(to) => self.send(to, Body::ReadIndexResponse { ctx, index }),
+        }
+    }
+
+    /// Whether the leader's lease holds: a majority answered a heartbeat
+    /// round sent less than `election_timeout_ticks_min - margin` ticks ago,
+    /// and those followers will not vote for anyone else before their own
+    /// election timeout (CheckQuorum's stickiness).
+    fn lease_valid(&self) -> bool {
+        if !(self.cfg.lease_reads && self.cfg.check_quorum) {
+            return false;
+        }
+        let lease =
+            u64::from(self.cfg.election_timeout_ticks_min - self.cfg.lease_drift_margin_ticks);
+        self.reads
+            .tick_of(self.confirmed_round)
+            .is_some_and(|start| self.ticks < start + lease)
+    }
+
+    /// Recomputes the round a majority has answered and answers the reads it
+    /// confirms.
+    pub(super) fn confirm_reads(&mut self) {
+        let own = self.reads.round;
+        self.confirmed_round = quorum_value(
+            self.progress
+                .iter()
+                .map(|p| p.acked_round)
+                .chain(core::iter::once(own)),
+        );
+        while let Some(r) = self.reads.pop_confirmed(self.confirmed_round) {
+            self.answer_read(r.ctx, r.from, Some(r.index));
+        }
+        if self.round_wanted && self.confirmed_round >= self.reads.round {
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// Serves the reads that waited for the first commit of this term.
+    pub(super) fn release_waiting_reads(&mut self) {
+        while let Some((ctx, from)) = self.reads.waiting.pop_front() {
+            self.accept_read(ctx, from);
+        }
+    }
+
+    /// Leadership is lost: every read still waiting fails (so no client waits
+    /// forever), and a transfer in progress is over.
+    pub(super) fn end_leadership(&mut self) {
+        while let Some((ctx, from)) = self.reads.pop_any() {
+            self.answer_read(ctx, from, None);
+        }
+        self.reads.reset();
+        self.round_wanted = false;
+        self.lead_transferee = None;
+        self.uncommitted_bytes = 0;
+    }
+
+    /// Starts handing leadership to `to`.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), Error> {
+        if self.role != Role::Leader {
+            return Err(Error::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if to == self.id {
+            self.lead_transferee = None;
+            return Ok(());
+        }
+        let Some(i) = self.peer_pos(to) else {
+            return Err(Misuse::TransferToNonVoter(to).into());
+        };
+        if self.lead_transferee == Some(to) {
+            return Ok(());
+        }
+        self.lead_transferee = Some(to);
+        // The transfer gets one election timeout to finish.
+        self.election_elapsed = 0;
+        if !self.maybe_send_timeout_now(i) {
+            self.send_append(i, true);
+        }
+        Ok(())
+    }
+
+    /// Tells the transfer target to campaign once its log is as long as
+    /// ours, so it is sure to win. Returns whether it was told.
+    pub(super) fn maybe_send_timeout_now(&mut self, i: usize) -> bool {
+        let to = self.peers[i];
+        if self.lead_transferee != Some(to) || self.progress[i].match_index != self.log.last_index()
+        {
+            return false;
+        }
+        self.send(to, Body::TimeoutNow);
+        true
+    }
+}
