@@ -289,6 +289,22 @@ fn lease_expires_when_the_leader_is_cut_off() {
     assert!(reads(&c, 1).is_empty(), "expired lease: needs a round");
 }
 
+/// A leader that told a follower to campaign (leadership transfer) may be
+/// deposed at any moment by an election that ignores stickiness: from then on
+/// it confirms every read with a round.
+#[test]
+fn lease_is_forfeited_once_a_transfer_sends_timeout_now() {
+    let mut c = Cluster::with_config(3, lease);
+    c.elect(1);
+    c.tick_and_stabilize(1);
+    c.step(1, Input::TransferLeader(nid(2)));
+    // The TimeoutNow is still in flight.
+    let hb = heartbeats_sent(&c, 1);
+    c.step(1, Input::ReadIndex(5));
+    assert!(reads(&c, 1).is_empty(), "no lease read after TimeoutNow");
+    assert_eq!(heartbeats_sent(&c, 1), hb + 2);
+}
+
 /// Reads arriving while a round is in flight share the next round instead
 /// of each starting one.
 #[test]

@@ -101,6 +101,7 @@ impl Raft {
         self.uncommitted_bytes = 0;
         self.confirmed_round = self.reads.round;
         self.round_wanted = false;
+        self.lease_forfeited = false;
         let next = self.log.last_index().next();
         let (max_msgs, max_bytes) = (
             self.cfg.max_inflight_msgs as usize,

@@ -69,6 +69,9 @@ pub(crate) struct Raft {
     confirmed_round: u64,
     /// Reads are waiting for a round that has not been started yet.
     round_wanted: bool,
+    /// This leadership sent a TimeoutNow: the target may win an election
+    /// that ignores leader stickiness at any moment, so no lease holds.
+    lease_forfeited: bool,
     pub read_states: Vec<ReadState>,
     #[cfg(feature = "sim")]
     pub bug: Option<crate::bugs::Bug>,
@@ -118,6 +121,7 @@ impl Raft {
             reads: ReadQueue::default(),
             confirmed_round: 0,
             round_wanted: false,
+            lease_forfeited: false,
             read_states: Vec::new(),
             #[cfg(feature = "sim")]
             bug: None,

@@ -78,7 +78,7 @@ impl Raft {
     /// and those followers will not vote for anyone else before their own
     /// election timeout (CheckQuorum's stickiness).
     fn lease_valid(&self) -> bool {
-        if !(self.cfg.lease_reads && self.cfg.check_quorum) {
+        if !(self.cfg.lease_reads && self.cfg.check_quorum) || self.lease_forfeited {
             return false;
         }
         let lease =
@@ -160,6 +160,7 @@ impl Raft {
             return false;
         }
         self.send(to, Body::TimeoutNow);
+        self.lease_forfeited = true;
         true
     }
 }
