@@ -34,7 +34,11 @@ pub enum Input {
     /// Ask for a linearizable read. `ctx` is the host's own tag for the
     /// request. The answer comes in [`crate::Ready::read_states`]: once the
     /// host has applied up to the index given there, it may serve the read
-    /// from its state machine. A follower forwards the request to its leader.
+    /// from its state machine. A follower forwards the request to its leader;
+    /// if the network loses the request or the answer, no `ReadState` comes,
+    /// so a host serving reads on followers times them out and retries.
+    /// On a node that knows no leader, `step` returns
+    /// [`crate::Error::NotLeader`].
     ReadIndex(u64),
     /// Hand leadership to another voter (leader only). The leader first
     /// brings the target up to date, then tells it to campaign at once;
