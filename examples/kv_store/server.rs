@@ -1,0 +1,812 @@
+//! One node: the event loop that owns the `zaft::Node`, and the client side.
+//!
+//! This is the part to copy. Threads feed one bounded channel of [`Event`]s —
+//! peer readers, client connections, the peer writers' reports — and a
+//! single loop owns the node, the WAL and the state machine:
+//!
+//! ```text
+//! loop {
+//!     wait for an event or the next tick; drain what else is queued (bounded)
+//!     step each one; handle each Ready:
+//!         WAL append (buffered) + hard state noted, messages sent, committed applied
+//!     client writes of the whole batch go in as one ProposeBatch
+//!     one fdatasync (+ the hard-state file if term or vote changed)
+//!     advance(last Ready id); handle the follow-up Ready the same way
+//! }
+//! ```
+//!
+//! So one fsync covers every proposal from every client that arrived while
+//! the previous one ran: group commit falls out of the loop's shape.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zaft::{
+    Config, EntryKind, Error as RaftError, HardState, Index, Input, LogId, Message, Node, NodeId,
+    Ready, Restored, Role,
+};
+
+use crate::peer::PeerNet;
+use crate::resp::{self, Reply, RespError};
+use crate::store::{Command, Store};
+use crate::wal::{self, Wal};
+
+/// How long one tick is.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Events queued for the loop before senders wait.
+const EVENT_QUEUE: usize = 8192;
+/// Events handled between two fsyncs at most.
+const MAX_EVENTS_PER_ROUND: usize = 4096;
+/// Bytes of client commands in one ProposeBatch at most.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+/// A client waiting longer than this gets "outcome unknown".
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CLIENTS: usize = 1024;
+/// WAL segments roll over at this size.
+const SEGMENT_BYTES: u64 = 64 << 20;
+/// The commit index is only a restart hint: save it at most this often when
+/// nothing else forces a hard-state write.
+const COMMIT_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One member of the cluster, as given on the command line.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub id: NodeId,
+    pub peer_addr: SocketAddr,
+    pub client_addr: SocketAddr,
+}
+
+/// How GET is made linearizable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// `Input::ReadIndex`: the leader confirms it still leads with one
+    /// heartbeat round, then the read is served from the local state machine
+    /// once it has applied up to the read index. Works on followers too (they
+    /// ask the leader for the index). No log entry, no fsync.
+    Index,
+    /// Like `Index`, but the leader skips the heartbeat round while its lease
+    /// holds (needs bounded clock drift between nodes).
+    Lease,
+    /// The read is proposed like a write and answered when it applies: one
+    /// log entry and one fsync per batch of reads. The simplest to trust.
+    Log,
+}
+
+/// Everything one node process needs.
+pub struct NodeOptions {
+    pub id: NodeId,
+    pub members: Vec<Member>,
+    pub data_dir: PathBuf,
+    pub read_mode: ReadMode,
+}
+
+/// Something for the event loop.
+pub enum Event {
+    Peer(Message),
+    /// A peer writer lost its connection or dropped messages.
+    Unreachable(NodeId),
+    Client(Request, mpsc::Sender<Reply>),
+}
+
+/// What a client asked the loop for.
+pub enum Request {
+    /// Through the log: answered when it commits and applies.
+    Log(Command),
+    /// A linearizable GET, served as `--reads` says.
+    Read(Vec<u8>),
+    /// From the local state machine, possibly stale.
+    StaleGet(Vec<u8>),
+    Info,
+}
+
+struct Waiter {
+    reply: mpsc::Sender<Reply>,
+    since: Instant,
+}
+
+/// Counters for INFO.
+#[derive(Default)]
+struct Counters {
+    proposals: u64,
+    batches: u64,
+    redirects: u64,
+    reads: u64,
+    reads_retry: u64,
+    lost: u64,
+    timeouts: u64,
+    hard_state_saves: u64,
+    bad_entries: u64,
+}
+
+struct Host {
+    node: Node,
+    wal: Wal,
+    opts: NodeOptions,
+    store: Store,
+    net: PeerNet,
+    waiting: HashMap<LogId, Waiter>,
+    /// Read-index requests sent to the node, by ctx.
+    reads: HashMap<u64, (Vec<u8>, Waiter)>,
+    next_read_ctx: u64,
+    /// Confirmed reads waiting for the state machine to reach their index.
+    reads_to_serve: BTreeMap<u64, Vec<(Vec<u8>, Waiter)>>,
+    /// The last log index applied to `store`.
+    applied: u64,
+    /// The hard state last saved, and the latest one a Ready asked for.
+    hs_saved: HardState,
+    hs_latest: HardState,
+    hs_saved_at: Instant,
+    /// Whether the WAL or the hard state has writes `advance` must wait for.
+    needs_sync: bool,
+    hs_must_save: bool,
+    /// The last Ready handed out, and whether one not yet acknowledged asked
+    /// for anything.
+    last_ready: Option<zaft::ReadyId>,
+    unacked_work: bool,
+    /// Peers to report unreachable after the current step.
+    unreachable: Vec<NodeId>,
+    counters: Counters,
+    clients: Arc<AtomicUsize>,
+    bad_requests: Arc<AtomicU64>,
+}
+
+/// A failure the node cannot continue after (an fsync error, a broken
+/// contract): the process exits and restarts from its WAL.
+type Fatal = String;
+
+pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
+    let me = opts
+        .members
+        .iter()
+        .find(|m| m.id == opts.id)
+        .cloned()
+        .ok_or_else(|| format!("node {} is not in --cluster", opts.id))?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| format!("{}: {e}", opts.data_dir.display()))?;
+    let (wal, rec) = Wal::open(&opts.data_dir, SEGMENT_BYTES).map_err(|e| e.to_string())?;
+    if let Some(t) = &rec.torn_tail {
+        eprintln!(
+            "node {}: recovery cut a torn tail: {} bytes at byte {} of {} (a write that never \
+             completed, so never acknowledged)",
+            opts.id,
+            t.bytes_dropped,
+            t.offset,
+            t.path.display()
+        );
+    }
+    eprintln!(
+        "node {}: recovered {} log entries, term {}, vote {:?}, commit {}",
+        opts.id,
+        rec.entries.len(),
+        rec.hard_state.term,
+        rec.hard_state.vote,
+        rec.hard_state.commit
+    );
+
+    let voters: Vec<NodeId> = opts.members.iter().map(|m| m.id).collect();
+    let mut config = Config::new(opts.id, voters);
+    config.heartbeat_interval_ticks = 5;
+    config.election_timeout_ticks_min = 30;
+    config.election_timeout_ticks_max = 60;
+    // A follower answers writes with MOVED instead of forwarding them: a
+    // forwarded proposal has no (term, index) here to wait on.
+    config.forward_proposals = false;
+    config.pre_vote = true;
+    config.check_quorum = true;
+    config.lease_reads = opts.read_mode == ReadMode::Lease;
+    config.seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    // The state machine lives in memory, so a restart replays the whole log:
+    // nothing is applied yet.
+    let restored = Restored {
+        hard_state: rec.hard_state,
+        entries: rec.entries,
+        applied: Index(0),
+    };
+    let node = Node::new(config, restored).map_err(|e| format!("cannot start: {e}"))?;
+
+    let peer_listener = TcpListener::bind(me.peer_addr)
+        .map_err(|e| format!("bind peer address {}: {e}", me.peer_addr))?;
+    let client_listener = TcpListener::bind(me.client_addr)
+        .map_err(|e| format!("bind client address {}: {e}", me.client_addr))?;
+
+    let (tx, rx) = mpsc::sync_channel::<Event>(EVENT_QUEUE);
+    let peers: Vec<(NodeId, SocketAddr)> = opts
+        .members
+        .iter()
+        .filter(|m| m.id != opts.id)
+        .map(|m| (m.id, m.peer_addr))
+        .collect();
+    let net = PeerNet::start(opts.id, peer_listener, &peers, tx.clone());
+    let clients = Arc::new(AtomicUsize::new(0));
+    let bad_requests = Arc::new(AtomicU64::new(0));
+    {
+        let (clients, bad) = (clients.clone(), bad_requests.clone());
+        thread::Builder::new()
+            .name("client-listener".into())
+            .spawn(move || client_accept_loop(client_listener, tx, clients, bad))
+            .map_err(|e| e.to_string())?;
+    }
+    eprintln!(
+        "node {}: serving clients on {} (RESP), peers on {}",
+        opts.id, me.client_addr, me.peer_addr
+    );
+
+    let hs = rec.hard_state;
+    let mut host = Host {
+        node,
+        wal,
+        opts,
+        store: Store::default(),
+        net,
+        waiting: HashMap::new(),
+        reads: HashMap::new(),
+        next_read_ctx: 1,
+        reads_to_serve: BTreeMap::new(),
+        applied: 0,
+        hs_saved: hs,
+        hs_latest: hs,
+        hs_saved_at: Instant::now(),
+        needs_sync: false,
+        hs_must_save: false,
+        last_ready: None,
+        unacked_work: false,
+        unreachable: Vec::new(),
+        counters: Counters::default(),
+        clients,
+        bad_requests,
+    };
+    host.event_loop(rx)
+}
+
+impl Host {
+    fn event_loop(&mut self, rx: mpsc::Receiver<Event>) -> Result<(), Fatal> {
+        let mut next_tick = Instant::now() + TICK;
+        let mut next_sweep = Instant::now() + Duration::from_secs(1);
+        let mut batch: Vec<(Bytes, mpsc::Sender<Reply>)> = Vec::new();
+        let mut batch_bytes = 0;
+        loop {
+            let now = Instant::now();
+            let first = if now < next_tick {
+                match rx.recv_timeout(next_tick - now) {
+                    Ok(ev) => Some(ev),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            } else {
+                None
+            };
+            let mut events = first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()));
+            let mut handled = 0;
+            for ev in events.by_ref() {
+                match ev {
+                    Event::Peer(m) => self.step(Input::Message(m))?,
+                    Event::Unreachable(p) => self.step(Input::ReportUnreachable(p))?,
+                    Event::Client(Request::Read(key), reply)
+                        if self.opts.read_mode != ReadMode::Log =>
+                    {
+                        self.read(key, reply)?;
+                    }
+                    Event::Client(Request::Read(key), reply) => {
+                        let data = Bytes::from(Command::Get { key }.encode());
+                        batch_bytes += data.len();
+                        batch.push((data, reply));
+                    }
+                    Event::Client(Request::Log(cmd), reply) => {
+                        let data = Bytes::from(cmd.encode());
+                        batch_bytes += data.len();
+                        batch.push((data, reply));
+                        if batch_bytes >= MAX_BATCH_BYTES {
+                            self.propose(&mut batch)?;
+                            batch_bytes = 0;
+                        }
+                    }
+                    Event::Client(Request::StaleGet(key), reply) => {
+                        let _ = reply.send(self.store.get(&key));
+                    }
+                    Event::Client(Request::Info, reply) => {
+                        let _ = reply.send(Reply::Bulk(Some(self.info().into_bytes())));
+                    }
+                }
+                handled += 1;
+                if handled >= MAX_EVENTS_PER_ROUND {
+                    break;
+                }
+            }
+            drop(events);
+            if !batch.is_empty() {
+                self.propose(&mut batch)?;
+                batch_bytes = 0;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.step(Input::Tick)?;
+                next_tick = now + TICK;
+            }
+            if now >= next_sweep {
+                self.sweep_timeouts(now);
+                next_sweep = now + Duration::from_secs(1);
+            }
+            self.sync_and_advance()?;
+        }
+    }
+
+    fn step(&mut self, input: Input) -> Result<(), Fatal> {
+        let ready = self
+            .node
+            .step(input)
+            .map_err(|e| format!("node refused an input: {e}"))?;
+        self.handle(ready)?;
+        self.report_unreachable()
+    }
+
+    fn report_unreachable(&mut self) -> Result<(), Fatal> {
+        while let Some(p) = self.unreachable.pop() {
+            let ready = self
+                .node
+                .step(Input::ReportUnreachable(p))
+                .map_err(|e| format!("node refused an input: {e}"))?;
+            self.handle(ready)?;
+        }
+        Ok(())
+    }
+
+    /// Proposes every queued client command as one batch, or redirects them
+    /// all if this node is not the leader.
+    fn propose(&mut self, batch: &mut Vec<(Bytes, mpsc::Sender<Reply>)>) -> Result<(), Fatal> {
+        let data: Vec<Bytes> = batch.iter().map(|(d, _)| d.clone()).collect();
+        let n = data.len() as u64;
+        match self.node.step(Input::ProposeBatch(data)) {
+            Ok(ready) => {
+                let now = Instant::now();
+                if let Some(p) = ready.proposed() {
+                    for (id, (_, reply)) in p.ids().zip(batch.drain(..)) {
+                        self.waiting.insert(id, Waiter { reply, since: now });
+                    }
+                }
+                self.counters.proposals += n;
+                self.counters.batches += 1;
+                // Anything the node did not number (it always numbers all of
+                // them) would otherwise wait forever.
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Reply::err("ERR proposal not accepted"));
+                }
+                self.handle(ready)?;
+                self.report_unreachable()
+            }
+            Err(RaftError::NotLeader { leader }) => {
+                let r = self.redirect(leader);
+                for (_, reply) in batch.drain(..) {
+                    self.counters.redirects += 1;
+                    let _ = reply.send(r.clone());
+                }
+                Ok(())
+            }
+            Err(RaftError::Busy(b)) => {
+                let r = Reply::err(format!("TRYAGAIN busy: {b}; nothing was written"));
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(r.clone());
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!("node refused a proposal: {e}")),
+        }
+    }
+
+    /// A linearizable read through `Input::ReadIndex`. A follower forwards
+    /// the request to the leader and serves the read itself once confirmed.
+    fn read(&mut self, key: Vec<u8>, reply: mpsc::Sender<Reply>) -> Result<(), Fatal> {
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        self.counters.reads += 1;
+        match self.node.step(Input::ReadIndex(ctx)) {
+            Ok(ready) => {
+                let since = Instant::now();
+                self.reads.insert(ctx, (key, Waiter { reply, since }));
+                self.handle(ready)?;
+                self.report_unreachable()
+            }
+            Err(RaftError::NotLeader { leader }) => {
+                let _ = reply.send(self.redirect(leader));
+                Ok(())
+            }
+            Err(RaftError::Busy(b)) => {
+                let _ = reply.send(Reply::err(format!("TRYAGAIN busy: {b}")));
+                Ok(())
+            }
+            Err(e) => Err(format!("node refused a read: {e}")),
+        }
+    }
+
+    /// Answers the confirmed reads the state machine has caught up with.
+    fn serve_reads(&mut self) {
+        while let Some(entry) = self.reads_to_serve.first_entry() {
+            if *entry.key() > self.applied {
+                break;
+            }
+            for (key, w) in entry.remove() {
+                let _ = w.reply.send(self.store.get(&key));
+            }
+        }
+    }
+
+    /// The answer to a request that only the leader can serve. The format is
+    /// Redis Cluster's, so `redis-cli -c` follows it to the leader.
+    fn redirect(&self, leader: Option<NodeId>) -> Reply {
+        match leader.and_then(|l| self.opts.members.iter().find(|m| m.id == l)) {
+            Some(m) => Reply::err(format!("MOVED 0 {}", m.client_addr)),
+            None => Reply::err("TRYAGAIN no leader known (election in progress); retry shortly"),
+        }
+    }
+
+    /// Does what one Ready asks, except the fsync and the advance.
+    fn handle(&mut self, mut ready: Ready) -> Result<(), Fatal> {
+        if !ready.is_empty() {
+            self.unacked_work = true;
+        }
+        self.last_ready = Some(ready.id());
+        if !ready.entries().is_empty() {
+            self.wal
+                .append(ready.entries())
+                .map_err(|e| format!("WAL append failed: {e}"))?;
+            self.needs_sync = true;
+        }
+        if let Some(hs) = ready.hard_state() {
+            self.hs_latest = *hs;
+            if hs.term != self.hs_saved.term || hs.vote != self.hs_saved.vote {
+                self.hs_must_save = true;
+                self.needs_sync = true;
+            }
+        }
+        for m in ready.take_messages() {
+            if let Some(p) = self.net.send(m)
+                && !self.unreachable.contains(&p)
+            {
+                self.unreachable.push(p);
+            }
+        }
+        for e in ready.take_committed() {
+            self.applied = self.applied.max(e.index.get());
+            let reply = if e.kind != EntryKind::Normal {
+                None
+            } else {
+                match Command::decode(&e.data) {
+                    Some(cmd) => Some(self.store.apply(cmd)),
+                    None => {
+                        self.counters.bad_entries += 1;
+                        Some(Reply::err("ERR undecodable log entry"))
+                    }
+                }
+            };
+            if let Some(w) = self.waiting.remove(&e.id()) {
+                let _ = w
+                    .reply
+                    .send(reply.unwrap_or_else(|| Reply::err("ERR not a command")));
+            }
+        }
+        for rs in ready.read_states() {
+            let Some((key, w)) = self.reads.remove(&rs.ctx) else {
+                continue;
+            };
+            match rs.index {
+                Some(i) => self
+                    .reads_to_serve
+                    .entry(i.get())
+                    .or_default()
+                    .push((key, w)),
+                None => {
+                    self.counters.reads_retry += 1;
+                    let _ = w.reply.send(Reply::err(
+                        "TRYAGAIN the read could not be confirmed (leadership changed); retry",
+                    ));
+                }
+            }
+        }
+        self.serve_reads();
+        for id in ready.lost() {
+            if let Some(w) = self.waiting.remove(id) {
+                self.counters.lost += 1;
+                let _ = w.reply.send(Reply::err(
+                    "TRYAGAIN the proposal was overwritten by a new leader and did not happen; retry",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One fsync for everything handled since the last one, then `advance`.
+    fn sync_and_advance(&mut self) -> Result<(), Fatal> {
+        while self.unacked_work {
+            let Some(last) = self.last_ready else { break };
+            if self.needs_sync {
+                self.wal
+                    .sync()
+                    .map_err(|e| format!("WAL fsync failed: {e}"))?;
+                self.needs_sync = false;
+            }
+            if self.hs_must_save
+                || (self.hs_latest != self.hs_saved
+                    && self.hs_saved_at.elapsed() >= COMMIT_SAVE_INTERVAL)
+            {
+                wal::save_hard_state(&self.opts.data_dir, &self.hs_latest)
+                    .map_err(|e| format!("saving the hard state failed: {e}"))?;
+                self.hs_saved = self.hs_latest;
+                self.hs_saved_at = Instant::now();
+                self.hs_must_save = false;
+                self.counters.hard_state_saves += 1;
+            }
+            self.unacked_work = false;
+            let ready = self
+                .node
+                .advance(last)
+                .map_err(|e| format!("advance refused: {e}"))?;
+            self.handle(ready)?;
+            self.report_unreachable()?;
+        }
+        Ok(())
+    }
+
+    fn sweep_timeouts(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for (id, w) in &self.waiting {
+            if now.duration_since(w.since) >= REQUEST_TIMEOUT {
+                expired.push(*id);
+            }
+        }
+        for id in expired {
+            if let Some(w) = self.waiting.remove(&id) {
+                self.counters.timeouts += 1;
+                let _ = w.reply.send(Reply::err(
+                    "TIMEOUT no outcome yet (the write may still happen); check before retrying",
+                ));
+            }
+        }
+        // A read has no effect: one that waits too long is simply refused.
+        let stale: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, (_, w))| now.duration_since(w.since) >= REQUEST_TIMEOUT)
+            .map(|(&ctx, _)| ctx)
+            .collect();
+        for ctx in stale {
+            if let Some((_, w)) = self.reads.remove(&ctx) {
+                self.counters.timeouts += 1;
+                let _ = w.reply.send(Reply::err(
+                    "TRYAGAIN the read was not confirmed in time; retry",
+                ));
+            }
+        }
+    }
+
+    fn info(&self) -> String {
+        let s = self.node.status();
+        let role = match s.role {
+            Role::Leader => "leader".to_string(),
+            Role::Candidate => "candidate".to_string(),
+            Role::Follower => "follower".to_string(),
+            other => format!("{other:?}").to_ascii_lowercase(),
+        };
+        let addr_of = |id: NodeId| {
+            self.opts
+                .members
+                .iter()
+                .find(|m| m.id == id)
+                .map_or(String::new(), |m| m.client_addr.to_string())
+        };
+        let n = &self.net.stats;
+        let ld = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = &self.counters;
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| {
+            out.push_str(k);
+            out.push(':');
+            out.push_str(&v);
+            out.push_str("\r\n");
+        };
+        line("# Raft", String::new());
+        line("node_id", s.id.to_string());
+        line("role", role);
+        line("term", s.term.to_string());
+        line(
+            "leader_id",
+            s.leader.map_or("none".into(), |l| l.to_string()),
+        );
+        line("leader_addr", s.leader.map_or(String::new(), addr_of));
+        line("commit_index", s.commit.to_string());
+        line("applied_index", s.applied.to_string());
+        line("last_log_index", s.last_log.index.to_string());
+        line("persisted_index", s.persisted.to_string());
+        line("dropped_messages", s.dropped.total().to_string());
+        line("# Storage", String::new());
+        line("wal_last_index", self.wal.last_index().to_string());
+        line("wal_fsyncs", self.wal.syncs.to_string());
+        line("hard_state_saves", c.hard_state_saves.to_string());
+        line("keys", self.store.len().to_string());
+        line("# Clients", String::new());
+        line(
+            "connected_clients",
+            self.clients.load(Ordering::Relaxed).to_string(),
+        );
+        line("pending_requests", self.waiting.len().to_string());
+        line("proposals", c.proposals.to_string());
+        line("proposal_batches", c.batches.to_string());
+        line("redirects", c.redirects.to_string());
+        line(
+            "read_mode",
+            format!("{:?}", self.opts.read_mode).to_ascii_lowercase(),
+        );
+        line("reads", c.reads.to_string());
+        line("reads_refused", c.reads_retry.to_string());
+        line(
+            "reads_pending",
+            (self.reads.len() + self.reads_to_serve.values().map(Vec::len).sum::<usize>())
+                .to_string(),
+        );
+        line("lost_proposals", c.lost.to_string());
+        line("timed_out_requests", c.timeouts.to_string());
+        line("bad_requests", ld(&self.bad_requests).to_string());
+        line("bad_entries", c.bad_entries.to_string());
+        line("# Network", String::new());
+        line("peer_connects", ld(&n.connects).to_string());
+        line("peer_frames_sent", ld(&n.frames_sent).to_string());
+        line("peer_frames_received", ld(&n.frames_received).to_string());
+        line("peer_queue_overflows", ld(&n.queue_overflows).to_string());
+        line(
+            "peer_dropped_disconnected",
+            ld(&n.dropped_disconnected).to_string(),
+        );
+        line("peer_bad_frames", ld(&n.bad_frames).to_string());
+        line("peer_bad_handshakes", ld(&n.bad_handshakes).to_string());
+        out
+    }
+}
+
+fn client_accept_loop(
+    listener: TcpListener,
+    events: SyncSender<Event>,
+    clients: Arc<AtomicUsize>,
+    bad: Arc<AtomicU64>,
+) {
+    for conn in listener.incoming() {
+        let Ok(mut s) = conn else {
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::AcqRel);
+            let _ = s.write_all(b"-ERR max number of clients reached\r\n");
+            continue;
+        }
+        let (events, clients2, bad) = (events.clone(), clients.clone(), bad.clone());
+        let spawned = thread::Builder::new().name("client".into()).spawn(move || {
+            serve_client(s, events, &bad);
+            clients2.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            clients.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) {
+    let _ = s.set_nodelay(true);
+    let Ok(w) = s.try_clone() else { return };
+    let mut r = BufReader::with_capacity(64 << 10, s);
+    let mut w = BufWriter::with_capacity(64 << 10, w);
+    let (tx, rx) = mpsc::channel();
+    let mut out = Vec::new();
+    loop {
+        let args = match resp::read_command(&mut r) {
+            Ok(Some(a)) => a,
+            Ok(None) | Err(RespError::Io(_)) => return,
+            Err(e @ RespError::Protocol(_)) => {
+                bad.fetch_add(1, Ordering::Relaxed);
+                out.clear();
+                Reply::err(format!("ERR {e}")).write_to(&mut out);
+                let _ = w.write_all(&out);
+                let _ = w.flush();
+                return;
+            }
+        };
+        let reply = match parse_request(&args) {
+            Parsed::Local(reply) => reply,
+            Parsed::Quit => {
+                let _ = w.write_all(b"+OK\r\n");
+                let _ = w.flush();
+                return;
+            }
+            Parsed::Bad(reply) => {
+                bad.fetch_add(1, Ordering::Relaxed);
+                reply
+            }
+            Parsed::Loop(req) => {
+                if events.send(Event::Client(req, tx.clone())).is_err() {
+                    return;
+                }
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            }
+        };
+        out.clear();
+        reply.write_to(&mut out);
+        if w.write_all(&out).is_err() {
+            return;
+        }
+        // Flush once the pipelined commands already received are answered.
+        if r.buffer().is_empty() && w.flush().is_err() {
+            return;
+        }
+    }
+}
+
+enum Parsed {
+    Local(Reply),
+    Bad(Reply),
+    Loop(Request),
+    Quit,
+}
+
+fn parse_request(args: &[Vec<u8>]) -> Parsed {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let arity = |n: usize| {
+        Parsed::Bad(Reply::err(format!(
+            "ERR wrong number of arguments for '{}' command (expected {n})",
+            name.to_ascii_lowercase()
+        )))
+    };
+    let key = || args[1].clone();
+    match (name.as_str(), args.len()) {
+        ("PING", 1) => Parsed::Local(Reply::Simple("PONG".into())),
+        ("PING", 2) => Parsed::Local(Reply::Bulk(Some(args[1].clone()))),
+        ("PING", _) => arity(1),
+        ("ECHO", 2) => Parsed::Local(Reply::Bulk(Some(args[1].clone()))),
+        ("QUIT", _) => Parsed::Quit,
+        // redis-cli asks for command docs when it starts; an empty answer is fine.
+        ("COMMAND", _) => Parsed::Local(Reply::Array(Vec::new())),
+        ("SET", 3) => Parsed::Loop(Request::Log(Command::Set {
+            key: key(),
+            value: args[2].clone(),
+        })),
+        ("SET", _) => arity(2),
+        ("GET", 2) => Parsed::Loop(Request::Read(key())),
+        ("GET", _) => arity(1),
+        ("STALEGET", 2) => Parsed::Loop(Request::StaleGet(key())),
+        ("STALEGET", _) => arity(1),
+        ("DEL", n) if n >= 2 => Parsed::Loop(Request::Log(Command::Del {
+            keys: args[1..].to_vec(),
+        })),
+        ("DEL", _) => arity(1),
+        ("INCR", 2) => Parsed::Loop(Request::Log(Command::Incr { key: key(), by: 1 })),
+        ("INCR", _) => arity(1),
+        ("INCRBY", 3) => match std::str::from_utf8(&args[2])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(by) => Parsed::Loop(Request::Log(Command::Incr { key: key(), by })),
+            None => Parsed::Bad(Reply::err("ERR value is not an integer or out of range")),
+        },
+        ("INCRBY", _) => arity(2),
+        ("INFO", _) => Parsed::Loop(Request::Info),
+        _ => Parsed::Bad(Reply::err(format!(
+            "ERR unknown command '{}'",
+            String::from_utf8_lossy(&args[0])
+                .chars()
+                .take(64)
+                .collect::<String>()
+        ))),
+    }
+}
