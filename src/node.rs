@@ -42,8 +42,6 @@ struct Pending {
     hard_state: Option<(Term, Option<NodeId>)>,
     /// The last committed index it handed out, if any.
     handed: Option<Index>,
-    /// Messages to release once this Ready is durable.
-    held: Vec<Message>,
 }
 
 /// One Raft node.
@@ -62,6 +60,10 @@ pub struct Node {
     next_id: u64,
     acknowledged: u64,
     pending: VecDeque<Pending>,
+    /// Messages to release once the Ready they were produced with is
+    /// durable, oldest first. One queue for all Readies: no allocation per
+    /// Ready in steady state.
+    held: VecDeque<(ReadyId, Message)>,
     /// The hard state last handed to the host.
     emitted_hs: HardState,
     lost: Vec<LogId>,
@@ -117,6 +119,7 @@ impl Node {
             next_id: 1,
             acknowledged: 0,
             pending: VecDeque::new(),
+            held: VecDeque::new(),
             emitted_hs,
             lost: Vec::new(),
         };
@@ -188,10 +191,10 @@ impl Node {
             if let Some(h) = p.handed {
                 self.raft.log.applied = self.raft.log.applied.max(h);
             }
-            if self.raft.msgs.is_empty() {
-                self.raft.msgs = p.held;
-            } else {
-                self.raft.msgs.extend(p.held);
+        }
+        while self.held.front().is_some_and(|(rid, _)| *rid <= id) {
+            if let Some((_, m)) = self.held.pop_front() {
+                self.raft.msgs.push(m);
             }
         }
         if persisted {
@@ -222,14 +225,13 @@ impl Node {
         if !committed.is_empty() {
             raft.settle_proposals(&mut self.lost);
         }
-        let held = core::mem::take(&mut raft.held);
-        if !entries.is_empty() || vote_changed || !held.is_empty() || !committed.is_empty() {
+        self.held.extend(raft.held.drain(..).map(|m| (id, m)));
+        if !entries.is_empty() || vote_changed || !committed.is_empty() {
             self.pending.push_back(Pending {
                 id,
                 last_entry: entries.last().map(Entry::id),
                 hard_state: vote_changed.then_some((hs.term, hs.vote)),
                 handed: committed.last().map(|e| e.index),
-                held,
             });
         }
         let ready = Ready {
