@@ -133,27 +133,45 @@ pub fn bench(
     Ok(())
 }
 
-/// Times `count` rounds of "append 4 KiB + fdatasync", and the atomic
+/// Times `count` rounds of each way the server writes: a small append and
+/// `fdatasync` (one group commit of the WAL), a 4 KiB append (a new block
+/// each time), an in-place overwrite (data only, no metadata), and the atomic
 /// hard-state save (temp file + fsync + rename + directory fsync).
 pub fn fsync_bench(dir: &Path, count: usize) -> Result<(), String> {
     let path = dir.join("fsync-bench.tmp");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let block = vec![0xA5u8; 4096];
-    let mut times = Vec::with_capacity(count);
-    for _ in 0..count {
-        let t0 = Instant::now();
-        f.write_all(&block).map_err(|e| e.to_string())?;
-        f.sync_data().map_err(|e| e.to_string())?;
-        times.push(t0.elapsed());
+    for (what, size, append) in [
+        ("append 128 B + fdatasync (a WAL group commit)", 128, true),
+        ("append 4 KiB + fdatasync (a new block each time)", 4096, true),
+        ("overwrite 4 KiB in place + fdatasync", 4096, false),
+    ] {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let block = vec![0xA5u8; size];
+        if !append {
+            f.write_all(&block).map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+        }
+        let mut times = Vec::with_capacity(count);
+        for _ in 0..count {
+            if !append {
+                use std::io::Seek;
+                f.seek(std::io::SeekFrom::Start(0))
+                    .map_err(|e| e.to_string())?;
+            }
+            let t0 = Instant::now();
+            f.write_all(&block).map_err(|e| e.to_string())?;
+            f.sync_data().map_err(|e| e.to_string())?;
+            times.push(t0.elapsed());
+        }
+        drop(f);
+        report(what, &mut times);
     }
-    drop(f);
     let _ = fs::remove_file(&path);
-    report("append 4 KiB + fdatasync", &mut times);
 
     let hs_dir = dir.join("fsync-bench-hs");
     fs::create_dir_all(&hs_dir).map_err(|e| e.to_string())?;
