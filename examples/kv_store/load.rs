@@ -141,7 +141,11 @@ pub fn fsync_bench(dir: &Path, count: usize) -> Result<(), String> {
     let path = dir.join("fsync-bench.tmp");
     for (what, size, append) in [
         ("append 128 B + fdatasync (a WAL group commit)", 128, true),
-        ("append 4 KiB + fdatasync (a new block each time)", 4096, true),
+        (
+            "append 4 KiB + fdatasync (a new block each time)",
+            4096,
+            true,
+        ),
         ("overwrite 4 KiB in place + fdatasync", 4096, false),
     ] {
         let mut f = OpenOptions::new()

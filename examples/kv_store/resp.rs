@@ -89,54 +89,58 @@ fn parse_len(digits: &[u8], max: usize, what: &str) -> Result<Option<usize>, Res
     Ok(Some(n as usize))
 }
 
-/// Reads one command: its arguments. `None` at a clean end of stream.
+/// Reads one command: its arguments, never empty. `None` at a clean end of
+/// stream.
 pub fn read_command(r: &mut impl BufRead) -> Result<Option<Vec<Vec<u8>>>, RespError> {
     let mut line = Vec::new();
     loop {
         if read_line(r, &mut line)?.is_none() {
             return Ok(None);
         }
-        if line.first() == Some(&b'*') {
-            break;
+        if line.first() != Some(&b'*') {
+            // An inline command; empty lines are skipped as redis does.
+            let args: Vec<Vec<u8>> = line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|a| !a.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            if args.len() > MAX_ARGS {
+                return Err(protocol("too many arguments"));
+            }
+            if !args.is_empty() {
+                return Ok(Some(args));
+            }
+            continue;
         }
-        // An inline command; empty lines are skipped as redis does.
-        let args: Vec<Vec<u8>> = line
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|a| !a.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        if args.len() > MAX_ARGS {
-            return Err(protocol("too many arguments"));
+        // `*0` and `*-1` are empty commands: skipped, as redis does.
+        let n = parse_len(&line[1..], MAX_ARGS, "multibulk length")?.unwrap_or(0);
+        let mut args = Vec::with_capacity(n.min(16));
+        let mut total = 0;
+        for _ in 0..n {
+            if read_line(r, &mut line)?.is_none() {
+                return Err(RespError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            if line.first() != Some(&b'$') {
+                return Err(protocol("expected '$'"));
+            }
+            let len = parse_len(&line[1..], MAX_BULK_BYTES, "bulk length")?
+                .ok_or_else(|| protocol("invalid bulk length"))?;
+            total += len;
+            if total > MAX_COMMAND_BYTES {
+                return Err(protocol("command too large"));
+            }
+            let mut arg = vec![0u8; len + 2];
+            r.read_exact(&mut arg)?;
+            if &arg[len..] != b"\r\n" {
+                return Err(protocol("bulk string not followed by CRLF"));
+            }
+            arg.truncate(len);
+            args.push(arg);
         }
         if !args.is_empty() {
             return Ok(Some(args));
         }
     }
-    let n = parse_len(&line[1..], MAX_ARGS, "multibulk length")?.unwrap_or(0);
-    let mut args = Vec::with_capacity(n.min(16));
-    let mut total = 0;
-    for _ in 0..n {
-        if read_line(r, &mut line)?.is_none() {
-            return Err(RespError::Io(io::ErrorKind::UnexpectedEof.into()));
-        }
-        if line.first() != Some(&b'$') {
-            return Err(protocol("expected '$'"));
-        }
-        let len = parse_len(&line[1..], MAX_BULK_BYTES, "bulk length")?
-            .ok_or_else(|| protocol("invalid bulk length"))?;
-        total += len;
-        if total > MAX_COMMAND_BYTES {
-            return Err(protocol("command too large"));
-        }
-        let mut arg = vec![0u8; len + 2];
-        r.read_exact(&mut arg)?;
-        if &arg[len..] != b"\r\n" {
-            return Err(protocol("bulk string not followed by CRLF"));
-        }
-        arg.truncate(len);
-        args.push(arg);
-    }
-    Ok(Some(args))
 }
 
 /// A reply, to write (server) or as read back (client).
@@ -253,6 +257,8 @@ mod tests {
         let got = parse(b"\r\nget  k\r\n").unwrap();
         assert_eq!(got, Some(vec![b"get".to_vec(), b"k".to_vec()]));
         assert_eq!(parse(b"").unwrap(), None);
+        let got = parse(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(got, Some(vec![b"PING".to_vec()]));
     }
 
     #[test]
