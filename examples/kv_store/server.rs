@@ -588,6 +588,20 @@ impl Host {
                 ));
             }
         }
+        // Confirmed reads whose index this node has not reached (it may be
+        // cut off from the leader) give up the same way.
+        for waiters in self.reads_to_serve.values_mut() {
+            waiters.retain(|(_, w)| {
+                let expired = now.duration_since(w.since) >= REQUEST_TIMEOUT;
+                if expired {
+                    let _ = w.reply.send(Reply::err(
+                        "TRYAGAIN this node did not catch up with the read index in time; retry",
+                    ));
+                }
+                !expired
+            });
+        }
+        self.reads_to_serve.retain(|_, w| !w.is_empty());
     }
 
     fn info(&self) -> String {
