@@ -372,10 +372,34 @@ fn follower_keeps_its_log_on_a_stale_or_duplicate_append() {
     let short = append(1, 2, 1, LogId::ZERO, log_of(&[1]), 0);
     c.deliver(full.clone());
     c.deliver(short); // reordered: the older, shorter one arrives last
+    assert_eq!(c.node(2).status().last_log, lid(1, 3));
+    assert_eq!(c.log_terms(2), vec![1, 1, 1]);
     c.deliver(full); // duplicated
     assert_eq!(c.log_terms(2), vec![1, 1, 1]);
     let acks: Vec<_> = c.net.iter().filter_map(append_ack).collect();
     assert_eq!(acks, vec![Index(3), Index(1), Index(3)]);
+}
+
+/// §5.3 (Figure 2, AppendEntries rule 5): "If leaderCommit > commitIndex,
+/// set commitIndex = min(leaderCommit, index of last new entry)". Entries
+/// past those the leader just verified may be stale ones from an older term:
+/// the follower must not commit them, whatever the leader's commit index.
+#[test]
+fn follower_commits_only_entries_the_leader_has_verified() {
+    let mut c = Cluster::build(
+        3,
+        |_| {},
+        |id| restored(2, log_of(if id == nid(2) { &[1, 1, 2] } else { &[1, 1] })),
+    );
+    // The leader of term 3 has committed its own entry at index 3; it probes
+    // node 2 with an empty append after index 2.
+    c.deliver(append(1, 2, 3, lid(1, 2), Vec::new(), 3));
+    assert_eq!(c.node(2).status().commit, Index(2));
+    assert_eq!(c.host(2).applied_index(), Index(2), "applied a stale entry");
+    assert_eq!(
+        c.net.iter().filter_map(append_ack).collect::<Vec<_>>(),
+        [Index(2)]
+    );
 }
 
 /// §5.3: "A log entry is committed once the leader that created the entry
