@@ -1,0 +1,1350 @@
+//! [`Cluster`]: the simulated world. Nodes with their hosts, a network, a
+//! virtual clock and a queue of timed events, run in one thread.
+//!
+//! Each event (a tick, a message delivery, an fsync completing, a crash, a
+//! client request, ...) is handled completely before the next; the checkers
+//! of `check.rs` run after every one. Events at the same virtual time are
+//! ordered by when they were scheduled, so a run is a pure function of its
+//! plan and seed: no clock, no thread, no hash-map iteration anywhere.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::check::{Check, Fail, Safety, chain, fail};
+use super::client::{Reply, Workload};
+use super::host::{CrashPoint, Host, Request, Seen, Write};
+use super::kv::{Applied, Command};
+use super::options::{BugTarget, Plan, TICK_US};
+use super::rng::Rng;
+use super::trace::{MsgSum, Rec, Trace};
+use super::{Failure, RunStats};
+use crate::error::Error;
+use crate::input::Input;
+use crate::message::{Entry, EntryKind, Message};
+use crate::node::{Node, Restored};
+use crate::ready::{Ready, ReadyId};
+use crate::status::Role;
+use crate::types::{Index, LogId, NodeId, Term};
+
+/// Something that happens at a virtual time.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    Tick(usize),
+    Deliver(Message),
+    SyncDone {
+        node: usize,
+        epoch: u64,
+    },
+    Restart(usize),
+    CrashTimer,
+    PartitionTimer,
+    Heal(u64),
+    Unreachable {
+        node: usize,
+        peer: NodeId,
+    },
+    Flush(usize),
+    ClientIssue(usize),
+    ClientArrive {
+        node: usize,
+        req: Request,
+    },
+    ClientReply {
+        client: usize,
+        seq: u64,
+        attempt: u32,
+        reply: Reply,
+    },
+    ClientTimeout {
+        client: usize,
+        seq: u64,
+        attempt: u32,
+    },
+    ClientDeadline {
+        client: usize,
+        seq: u64,
+    },
+}
+
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed: the heap pops the earliest event, ties in scheduling order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A simulated cluster: nodes, their hosts, a network and a virtual clock.
+///
+/// [`crate::sim::run`] builds one with faults and a client workload. It can
+/// also be driven by hand for experiments (see `examples/figure16.rs`): build
+/// it from a [`Plan`] (for instance [`Plan::quiet`]), then alternate
+/// [`Cluster::run_until`] with [`Cluster::crash`] and [`Cluster::restart`].
+/// The safety checks run after every event either way.
+pub struct Cluster {
+    pub(crate) plan: Plan,
+    seed: u64,
+    pub(crate) now: u64,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    pub(crate) hosts: Vec<Host>,
+    /// `blocked[from][to]`: the link drops everything.
+    blocked: Vec<Vec<bool>>,
+    /// Per link, the latest delivery time scheduled (for FIFO links).
+    link_last: Vec<Vec<u64>>,
+    partition_epoch: u64,
+    partitioned: bool,
+    pub(crate) safety: Safety,
+    pub(crate) trace: Trace,
+    net_rng: Rng,
+    fault_rng: Rng,
+    disk_rng: Rng,
+    pub(crate) client_rng: Rng,
+    pub(crate) work: Workload,
+    pub(crate) stats: RunStats,
+    /// The safety phase: faults are injected. Off once the network is healed.
+    faults_on: bool,
+    /// When the network was healed, and when a leader was first seen after.
+    pub(crate) healed_at: Option<u64>,
+    pub(crate) leader_after_heal: Option<u64>,
+}
+
+impl Cluster {
+    /// A cluster of `plan.nodes` nodes, all started from empty disks, ticking
+    /// from time zero. The checks use `seed` only to name the run; all
+    /// randomness of the run is drawn from it too.
+    pub fn new(plan: Plan, seed: u64) -> Result<Cluster, Box<Failure>> {
+        Cluster::build(plan, seed, 200).map_err(|(c, f)| c.failure(f, seed, None))
+    }
+
+    pub(crate) fn build(
+        plan: Plan,
+        seed: u64,
+        trace_events: usize,
+    ) -> Result<Cluster, (Box<Cluster>, Fail)> {
+        let n = plan.nodes;
+        let hosts = (0..n)
+            .map(|i| Host::new(NodeId(i as u64 + 1), plan.tick_us[i]))
+            .collect();
+        let mut c = Cluster {
+            seed,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            hosts,
+            blocked: vec![vec![false; n]; n],
+            link_last: vec![vec![0; n]; n],
+            partition_epoch: 0,
+            partitioned: false,
+            safety: Safety::default(),
+            trace: Trace::new(trace_events),
+            net_rng: Rng::derive(seed, 1),
+            fault_rng: Rng::derive(seed, 2),
+            disk_rng: Rng::derive(seed, 3),
+            client_rng: Rng::derive(seed, 4),
+            work: Workload::new(plan.clients),
+            stats: RunStats::default(),
+            faults_on: true,
+            healed_at: None,
+            leader_after_heal: None,
+            plan,
+        };
+        for i in 0..n {
+            if let Err(f) = c.restart_node(i) {
+                return Err((Box::new(c), f));
+            }
+            // Nodes do not tick in phase.
+            let first = c.fault_rng.range(1, c.hosts[i].tick_us);
+            c.schedule(first, Ev::Tick(i));
+        }
+        if c.plan.partition_every_ticks > 0 {
+            let t = c.fault_interval(c.plan.partition_every_ticks);
+            c.schedule(t, Ev::PartitionTimer);
+        }
+        if c.plan.crash_every_ticks > 0 {
+            let t = c.fault_interval(c.plan.crash_every_ticks);
+            c.schedule(t, Ev::CrashTimer);
+        }
+        for client in 0..c.work.clients.len() {
+            let t = c.client_rng.range(0, 5 * TICK_US);
+            c.schedule(t, Ev::ClientIssue(client));
+        }
+        Ok(c)
+    }
+
+    // ---- the public driver ----------------------------------------------
+
+    /// The virtual time, in microseconds.
+    pub fn now_us(&self) -> u64 {
+        self.now
+    }
+
+    /// Events handled so far.
+    pub fn events(&self) -> u64 {
+        self.stats.events
+    }
+
+    /// Handles events in time order until `stop` returns true after one of
+    /// them (returns `Ok(true)`, the clock at that event) or no event is left
+    /// at or before `until_us` (returns `Ok(false)`, the clock at `until_us`).
+    /// A broken check ends the run with its report.
+    pub fn run_until(
+        &mut self,
+        until_us: u64,
+        stop: impl FnMut(&Cluster) -> bool,
+    ) -> Result<bool, Box<Failure>> {
+        let seed = self.seed;
+        self.run_inner(until_us, stop)
+            .map_err(|f| self.failure(f, seed, None))
+    }
+
+    /// Crashes node `id` now (a power cut: writes not yet fsynced are lost).
+    pub fn crash(&mut self, id: NodeId) {
+        if let Some(n) = self.index_of(id) {
+            // Only fails on a broken disk invariant, which the next check reports.
+            let _ = self.crash_now(n, "by hand");
+        }
+    }
+
+    /// Restarts node `id` from its durable state, if it is down.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), Box<Failure>> {
+        let seed = self.seed;
+        match self.index_of(id) {
+            Some(n) => self
+                .restart_node(n)
+                .map_err(|f| self.failure(f, seed, None)),
+            None => Ok(()),
+        }
+    }
+
+    /// The node with id `id`, if it is up.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.index_of(id).and_then(|n| self.hosts[n].node.as_ref())
+    }
+
+    /// The up node that is leader in the highest term, with that term.
+    pub fn leader(&self) -> Option<(NodeId, Term)> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.node.as_ref())
+            .filter(|n| n.role() == Role::Leader)
+            .map(|n| (n.id(), n.term()))
+            .max_by_key(|&(_, t)| t)
+    }
+
+    fn index_of(&self, id: NodeId) -> Option<usize> {
+        let n = id.0.checked_sub(1)? as usize;
+        (n < self.hosts.len()).then_some(n)
+    }
+
+    // ---- the event loop ---------------------------------------------------
+
+    pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    pub(crate) fn run_inner(
+        &mut self,
+        until: u64,
+        mut stop: impl FnMut(&Cluster) -> bool,
+    ) -> Result<bool, Fail> {
+        loop {
+            match self.queue.peek() {
+                Some(s) if s.at <= until => {}
+                _ => {
+                    self.now = self.now.max(until);
+                    return Ok(false);
+                }
+            }
+            let Some(s) = self.queue.pop() else {
+                return Ok(false);
+            };
+            self.now = s.at;
+            self.stats.events += 1;
+            if let Some(n) = self.dispatch(s.ev)? {
+                self.check_node(n)?;
+            }
+            if stop(self) {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Handles one event; returns the node it touched, to check.
+    fn dispatch(&mut self, ev: Ev) -> Result<Option<usize>, Fail> {
+        match ev {
+            Ev::Tick(n) => {
+                let next = self.now + self.hosts[n].tick_us;
+                self.schedule(next, Ev::Tick(n));
+                if !self.hosts[n].is_up() {
+                    return Ok(None);
+                }
+                self.stats.ticks += 1;
+                self.step_node(n, Input::Tick)?;
+                Ok(Some(n))
+            }
+            Ev::Deliver(m) => self.deliver(m),
+            Ev::SyncDone { node, epoch } => {
+                self.sync_done(node, epoch)?;
+                Ok(Some(node))
+            }
+            Ev::Restart(n) => {
+                self.restart_node(n)?;
+                Ok(Some(n))
+            }
+            Ev::CrashTimer => {
+                self.crash_timer()?;
+                Ok(None)
+            }
+            Ev::PartitionTimer => {
+                self.partition_timer();
+                Ok(None)
+            }
+            Ev::Heal(epoch) => {
+                if epoch == self.partition_epoch && self.partitioned {
+                    self.heal_partition();
+                }
+                Ok(None)
+            }
+            Ev::Unreachable { node, peer } => {
+                if !self.hosts[node].is_up() {
+                    return Ok(None);
+                }
+                self.step_node(node, Input::ReportUnreachable(peer))?;
+                Ok(Some(node))
+            }
+            Ev::Flush(n) => {
+                self.hosts[n].flush_scheduled = false;
+                let reqs = std::mem::take(&mut self.hosts[n].inbox);
+                if reqs.is_empty() || !self.hosts[n].is_up() {
+                    return Ok(None);
+                }
+                self.propose(n, reqs)?;
+                Ok(Some(n))
+            }
+            Ev::ClientArrive { node, req } => self.client_arrive(node, req),
+            Ev::ClientIssue(c) => {
+                self.client_issue(c);
+                Ok(None)
+            }
+            Ev::ClientReply {
+                client,
+                seq,
+                attempt,
+                reply,
+            } => {
+                self.client_reply(client, seq, attempt, reply);
+                Ok(None)
+            }
+            Ev::ClientTimeout {
+                client,
+                seq,
+                attempt,
+            } => {
+                self.client_timeout(client, seq, attempt);
+                Ok(None)
+            }
+            Ev::ClientDeadline { client, seq } => {
+                self.client_deadline(client, seq);
+                Ok(None)
+            }
+        }
+    }
+
+    // ---- the host loop ----------------------------------------------------
+
+    fn step_node(&mut self, n: usize, input: Input) -> Result<(), Fail> {
+        let Some(node) = self.hosts[n].node.as_mut() else {
+            return Ok(());
+        };
+        match node.step(input) {
+            Ok(ready) => self.process(n, ready),
+            Err(e) => fail(Check::NodeError, format!("n{}: step failed: {e}", n + 1)),
+        }
+    }
+
+    /// Whether an armed crash strikes at `point`; if so the node is down.
+    fn crash_point(&mut self, n: usize, point: CrashPoint) -> Result<bool, Fail> {
+        if self.hosts[n].armed == Some(point) {
+            self.crash_now(n, point.name())?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Handles one Ready as the run loop says, and the Readies that
+    /// immediate acknowledgements return.
+    fn process(&mut self, n: usize, mut ready: Ready) -> Result<(), Fail> {
+        for _ in 0..10_000 {
+            let id = ready.id().get();
+            let host = &mut self.hosts[n];
+            if id != host.last_ready + 1 {
+                return fail(
+                    Check::ReadyContract,
+                    format!(
+                        "n{}: Ready ids jump from {} to {id}",
+                        n + 1,
+                        host.last_ready
+                    ),
+                );
+            }
+            host.last_ready = id;
+            if ready.is_empty() {
+                // Nothing to do; a later cumulative advance covers it.
+                return Ok(());
+            }
+            // 1. Persist: into the volatile buffer (and the host's view).
+            let has_writes = !ready.entries().is_empty() || ready.hard_state().is_some();
+            let entries = ready.take_entries();
+            if let Some(first) = entries.first() {
+                let at = first.index;
+                self.write_view(n, &entries)?;
+                self.hosts[n].buffer.push((id, Write::Log { at, entries }));
+            }
+            if let Some(hs) = ready.hard_state() {
+                self.hosts[n].buffer.push((id, Write::Hard(*hs)));
+            }
+            if self.crash_point(n, CrashPoint::AfterPersist)? {
+                return Ok(());
+            }
+            // 2. Send.
+            for m in ready.take_messages() {
+                self.send(n, m);
+            }
+            if self.crash_point(n, CrashPoint::AfterSend)? {
+                return Ok(());
+            }
+            // 3. Apply, and tell clients what became of their proposals.
+            for &lost in ready.lost() {
+                if let Some((client, seq, attempt)) =
+                    self.hosts[n].proposals.remove(&(lost.index, lost.term))
+                {
+                    self.reply(client, seq, attempt, Reply::Lost);
+                }
+            }
+            let committed = ready.take_committed();
+            self.apply(n, committed)?;
+            // Reads go through the log for now. When `Input::ReadIndex` is
+            // used, its answers (`Ready::read_states`) are served here, once
+            // the state machine has applied up to the index they name.
+            if self.crash_point(n, CrashPoint::AfterApply)? {
+                return Ok(());
+            }
+            // 4. Durability. A Ready without writes whose predecessors are
+            // all acknowledged needs no fsync: acknowledge it at once.
+            let host = &mut self.hosts[n];
+            if !has_writes && host.acked + 1 == id && host.buffer.is_empty() {
+                let Some(node) = host.node.as_mut() else {
+                    return Ok(());
+                };
+                host.acked = id;
+                ready = match node.advance(ReadyId(id)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return fail(
+                            Check::NodeError,
+                            format!("n{}: advance({id}) failed: {e}", n + 1),
+                        );
+                    }
+                };
+                continue;
+            }
+            host.dirty = true;
+            self.maybe_sync(n);
+            return Ok(());
+        }
+        fail(
+            Check::ReadyContract,
+            format!(
+                "n{}: advance keeps returning new work (10000 rounds)",
+                n + 1
+            ),
+        )
+    }
+
+    /// Applies a Ready's entries to the host's view of its log, checking Log
+    /// Matching for each new entry.
+    fn write_view(&mut self, n: usize, entries: &[Entry]) -> Result<(), Fail> {
+        let host = &mut self.hosts[n];
+        let at = entries[0].index;
+        if at.0 == 0 || at.0 as usize > host.view.len() + 1 {
+            return fail(
+                Check::ReadyContract,
+                format!(
+                    "n{}: entries at {at} leave a gap after {}",
+                    n + 1,
+                    host.view.len()
+                ),
+            );
+        }
+        if at <= host.kv.applied {
+            return fail(
+                Check::ReadyContract,
+                format!(
+                    "n{}: a Ready truncates the log at {at}, below the applied index {}",
+                    n + 1,
+                    host.kv.applied
+                ),
+            );
+        }
+        let keep = at.0 as usize - 1;
+        host.view.truncate(keep);
+        host.hashes.truncate(keep);
+        for e in entries {
+            let h = chain(host.hashes.last().copied().unwrap_or(0), e);
+            self.safety.written(host.id, e, h)?;
+            host.view.push(e.clone());
+            host.hashes.push(h);
+        }
+        Ok(())
+    }
+
+    fn maybe_sync(&mut self, n: usize) {
+        let host = &self.hosts[n];
+        if !host.is_up() || host.sync.is_some() || !host.dirty {
+            return;
+        }
+        let slow = self.faults_on && self.disk_rng.chance(self.plan.slow_fsync_per_mille);
+        let (lo, hi) = if slow {
+            self.stats.faults.slow_fsyncs += 1;
+            self.plan.slow_fsync_us
+        } else {
+            self.plan.fsync_us
+        };
+        let delay = self.disk_rng.range(lo, hi);
+        let host = &mut self.hosts[n];
+        let epoch = host.epoch;
+        host.sync = Some(super::host::SyncJob {
+            ops: host.buffer.len(),
+            kv: host.kv.clone(),
+            epoch,
+        });
+        let at = self.now + delay;
+        self.schedule(at, Ev::SyncDone { node: n, epoch });
+    }
+
+    fn sync_done(&mut self, n: usize, epoch: u64) -> Result<(), Fail> {
+        let host = &mut self.hosts[n];
+        if host.epoch != epoch || !host.is_up() {
+            return Ok(());
+        }
+        let Some(job) = host.sync.take_if(|j| j.epoch == epoch) else {
+            return Ok(());
+        };
+        for (_, w) in host.buffer.drain(..job.ops) {
+            if let Err(e) = host.durable.apply(&w) {
+                return fail(Check::ReadyContract, format!("n{}: {e}", n + 1));
+            }
+        }
+        host.durable.kv = job.kv;
+        if self.crash_point(n, CrashPoint::BeforeAdvance)? {
+            return Ok(());
+        }
+        let host = &mut self.hosts[n];
+        // Every Ready whose writes are now all durable.
+        let target = match host.buffer.first() {
+            Some(&(id, _)) => id - 1,
+            None => host.last_ready,
+        };
+        let mut advanced = 0;
+        if target > host.acked {
+            let Some(node) = host.node.as_mut() else {
+                return Ok(());
+            };
+            host.acked = target;
+            if target == host.last_ready {
+                host.dirty = false;
+            }
+            advanced = target;
+            self.trace.push(
+                self.now,
+                Rec::Synced {
+                    node: n as u64 + 1,
+                    ops: job.ops,
+                    advanced,
+                },
+            );
+            match node.advance(ReadyId(target)) {
+                Ok(ready) => self.process(n, ready)?,
+                Err(e) => {
+                    return fail(
+                        Check::NodeError,
+                        format!("n{}: advance({target}) failed: {e}", n + 1),
+                    );
+                }
+            }
+        }
+        if advanced == 0 {
+            self.trace.push(
+                self.now,
+                Rec::Synced {
+                    node: n as u64 + 1,
+                    ops: job.ops,
+                    advanced,
+                },
+            );
+        }
+        self.maybe_sync(n);
+        Ok(())
+    }
+
+    /// Applies committed entries in order, checking the host contract and
+    /// State Machine Safety, and answers the clients waiting here.
+    fn apply(&mut self, n: usize, committed: Vec<Entry>) -> Result<(), Fail> {
+        let (Some(first), Some(last)) = (
+            committed.first().map(|e| e.index),
+            committed.last().map(|e| e.index),
+        ) else {
+            return Ok(());
+        };
+        for e in committed {
+            let host = &mut self.hosts[n];
+            let id = host.id;
+            if e.index != host.kv.applied.next() {
+                let what = if e.index <= host.kv.applied {
+                    "again"
+                } else {
+                    "out of order"
+                };
+                return fail(
+                    Check::Monotonic,
+                    format!(
+                        "n{id}: committed entry {} handed out {what}: the state machine has applied up to {}",
+                        e.id(),
+                        host.kv.applied
+                    ),
+                );
+            }
+            let durable = host
+                .durable
+                .entries
+                .get(e.index.0 as usize - 1)
+                .map(Entry::id);
+            if durable != Some(e.id()) {
+                return fail(
+                    Check::ReadyContract,
+                    format!(
+                        "n{id}: committed entry {} handed out before it is durable (the disk holds {durable:?})",
+                        e.id()
+                    ),
+                );
+            }
+            if self.safety.applied(id, &e)? {
+                self.check_leaders_hold(&e)?;
+            }
+            let host = &mut self.hosts[n];
+            host.kv.applied = e.index;
+            host.proposals.remove(&(e.index, e.term));
+            if e.kind != EntryKind::Normal {
+                continue;
+            }
+            let Some(cmd) = Command::decode(&e.data) else {
+                continue;
+            };
+            let answer = match host.kv.apply(&cmd) {
+                Applied::Fresh(a) | Applied::Duplicate(a) => a,
+                Applied::Stale => continue,
+            };
+            let client = cmd.client as usize;
+            if let Some(attempt) = host.waiting.remove(&(client, cmd.seq)) {
+                self.reply(client, cmd.seq, attempt, Reply::Done { answer, at: e.id() });
+            }
+        }
+        self.trace.push(
+            self.now,
+            Rec::Applied {
+                node: n as u64 + 1,
+                first,
+                last,
+            },
+        );
+        Ok(())
+    }
+
+    // ---- client requests at a host ------------------------------------------
+
+    fn client_arrive(&mut self, n: usize, req: Request) -> Result<Option<usize>, Fail> {
+        if !self.hosts[n].is_up() {
+            self.trace_attempt(&req, n, "refused: node down");
+            self.reply(req.client, req.seq, req.attempt, Reply::Refused(None));
+            return Ok(None);
+        }
+        if self.plan.batching {
+            let host = &mut self.hosts[n];
+            host.inbox.push(req);
+            if !host.flush_scheduled {
+                host.flush_scheduled = true;
+                let at = self.now + self.client_rng.range(0, TICK_US / 2);
+                self.schedule(at, Ev::Flush(n));
+            }
+            return Ok(None);
+        }
+        self.propose(n, vec![req])?;
+        Ok(Some(n))
+    }
+
+    fn trace_attempt(&mut self, req: &Request, n: usize, answer: &'static str) {
+        self.trace.push(
+            self.now,
+            Rec::Attempt {
+                client: req.client as u64 + 1,
+                seq: req.seq,
+                node: n as u64 + 1,
+                answer,
+            },
+        );
+    }
+
+    /// Proposes client requests, one `Propose` or one `ProposeBatch`.
+    fn propose(&mut self, n: usize, reqs: Vec<Request>) -> Result<(), Fail> {
+        let Some(node) = self.hosts[n].node.as_mut() else {
+            return Ok(());
+        };
+        let input = if reqs.len() == 1 {
+            Input::Propose(reqs[0].cmd.clone())
+        } else {
+            Input::ProposeBatch(reqs.iter().map(|r| r.cmd.clone()).collect())
+        };
+        match node.step(input) {
+            Ok(ready) => {
+                let ids: Vec<Option<LogId>> = match ready.proposed() {
+                    Some(p) => {
+                        let ids: Vec<_> = p.ids().map(Some).collect();
+                        if ids.len() != reqs.len() {
+                            return fail(
+                                Check::ReadyContract,
+                                format!(
+                                    "n{}: {} proposals got {} ids",
+                                    n + 1,
+                                    reqs.len(),
+                                    ids.len()
+                                ),
+                            );
+                        }
+                        ids
+                    }
+                    // Forwarded to the leader: no id here.
+                    None => vec![None; reqs.len()],
+                };
+                for (req, id) in reqs.iter().zip(ids) {
+                    let host = &mut self.hosts[n];
+                    if let Some(id) = id {
+                        host.proposals
+                            .insert((id.index, id.term), (req.client, req.seq, req.attempt));
+                    }
+                    host.waiting.insert((req.client, req.seq), req.attempt);
+                    self.trace_attempt(
+                        req,
+                        n,
+                        if id.is_some() {
+                            "accepted"
+                        } else {
+                            "forwarded"
+                        },
+                    );
+                    self.reply(req.client, req.seq, req.attempt, Reply::Accepted);
+                }
+                self.process(n, ready)
+            }
+            Err(e) => {
+                let (hint, answer) = match e {
+                    Error::NotLeader { leader } => (leader, "refused: not leader"),
+                    _ => (None, "refused: busy"),
+                };
+                for req in &reqs {
+                    self.trace_attempt(req, n, answer);
+                    self.reply(req.client, req.seq, req.attempt, Reply::Refused(hint));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a host's answer to a client (reliable, with a small latency).
+    pub(crate) fn reply(&mut self, client: usize, seq: u64, attempt: u32, reply: Reply) {
+        let at = self.now + self.client_rng.range(50, 300);
+        self.schedule(
+            at,
+            Ev::ClientReply {
+                client,
+                seq,
+                attempt,
+                reply,
+            },
+        );
+    }
+
+    /// Sends a client's request to a host.
+    pub(crate) fn send_request(&mut self, node: usize, req: Request) {
+        let at = self.now + self.client_rng.range(50, 300);
+        self.schedule(at, Ev::ClientArrive { node, req });
+    }
+
+    // ---- the network ---------------------------------------------------------
+
+    fn send(&mut self, n: usize, m: Message) {
+        self.stats.messages += 1;
+        let Some(to) = self.index_of(m.to) else {
+            return;
+        };
+        if self.faults_on {
+            if self.blocked[n][to] && self.plan.report_unreachable && self.net_rng.chance(200) {
+                let at = self.now + self.net_rng.range(100, 2 * TICK_US);
+                self.stats.faults.unreachable_reports += 1;
+                self.schedule(
+                    at,
+                    Ev::Unreachable {
+                        node: n,
+                        peer: m.to,
+                    },
+                );
+            }
+            if self.net_rng.chance(self.plan.loss_per_mille) {
+                self.stats.faults.lost += 1;
+                self.trace.push(self.now, Rec::Drop(MsgSum::of(&m), "lost"));
+                return;
+            }
+            if self.net_rng.chance(self.plan.dup_per_mille) {
+                self.stats.faults.duplicated += 1;
+                self.trace.push(self.now, Rec::Duplicate(MsgSum::of(&m)));
+                let at = self.delivery_time(n, to);
+                self.schedule(at, Ev::Deliver(m.clone()));
+            }
+        }
+        let at = self.delivery_time(n, to);
+        self.schedule(at, Ev::Deliver(m));
+    }
+
+    fn delivery_time(&mut self, from: usize, to: usize) -> u64 {
+        let (lo, hi) = self.plan.latency_us;
+        let mut delay = self.net_rng.range(lo, hi);
+        if self.faults_on && self.net_rng.chance(self.plan.spike_per_mille) {
+            self.stats.faults.delayed += 1;
+            delay += self
+                .net_rng
+                .range(self.plan.spike_us.0, self.plan.spike_us.1);
+        }
+        let mut at = self.now + delay;
+        if self.plan.fifo {
+            at = at.max(self.link_last[from][to]);
+            self.link_last[from][to] = at;
+        }
+        at
+    }
+
+    fn deliver(&mut self, m: Message) -> Result<Option<usize>, Fail> {
+        let (Some(from), Some(to)) = (self.index_of(m.from), self.index_of(m.to)) else {
+            return Ok(None);
+        };
+        if !self.hosts[to].is_up() {
+            self.trace
+                .push(self.now, Rec::Drop(MsgSum::of(&m), "node down"));
+            return Ok(None);
+        }
+        if self.blocked[from][to] {
+            self.stats.faults.partitioned += 1;
+            self.trace
+                .push(self.now, Rec::Drop(MsgSum::of(&m), "partition"));
+            return Ok(None);
+        }
+        self.trace.push(self.now, Rec::Deliver(MsgSum::of(&m)));
+        self.step_node(to, Input::Message(m))?;
+        Ok(Some(to))
+    }
+
+    // ---- faults -------------------------------------------------------------
+
+    fn fault_interval(&mut self, mean_ticks: u64) -> u64 {
+        self.now
+            + self
+                .fault_rng
+                .range(mean_ticks / 2, mean_ticks * 3 / 2)
+                .max(1)
+                * TICK_US
+    }
+
+    fn partition_timer(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let next = self.fault_interval(self.plan.partition_every_ticks);
+        self.schedule(next, Ev::PartitionTimer);
+        let n = self.hosts.len();
+        if self.partitioned || n < 2 {
+            return;
+        }
+        let rng = &mut self.fault_rng;
+        let desc;
+        match rng.below(4) {
+            0 => {
+                // Two sides that cannot talk at all.
+                let mut side: Vec<bool> = (0..n).map(|_| rng.coin()).collect();
+                if side.iter().all(|s| *s) || side.iter().all(|s| !*s) {
+                    side[rng.below(n as u64) as usize] ^= true;
+                }
+                for a in 0..n {
+                    for b in 0..n {
+                        self.blocked[a][b] = side[a] != side[b];
+                    }
+                }
+                let group: Vec<String> = (0..n)
+                    .filter(|&i| side[i])
+                    .map(|i| format!("n{}", i + 1))
+                    .collect();
+                desc = format!("symmetric: {{{}}} | the rest", group.join(","));
+            }
+            1 => {
+                // Some one-way links fail.
+                let mut cut = Vec::new();
+                for a in 0..n {
+                    for b in 0..n {
+                        if a != b && rng.chance(300) {
+                            self.blocked[a][b] = true;
+                            cut.push(format!("n{}->n{}", a + 1, b + 1));
+                        }
+                    }
+                }
+                if cut.is_empty() {
+                    self.blocked[0][n - 1] = true;
+                    cut.push(format!("n1->n{n}"));
+                }
+                desc = format!("asymmetric: {}", cut.join(" "));
+            }
+            2 => {
+                let x = rng.below(n as u64) as usize;
+                for o in 0..n {
+                    self.blocked[x][o] = o != x;
+                    self.blocked[o][x] = o != x;
+                }
+                desc = format!("n{} isolated", x + 1);
+            }
+            _ => {
+                // A node that hears but is not heard, or the reverse.
+                let x = rng.below(n as u64) as usize;
+                let deaf = rng.coin();
+                for o in 0..n {
+                    if o != x {
+                        if deaf {
+                            self.blocked[o][x] = true;
+                        } else {
+                            self.blocked[x][o] = true;
+                        }
+                    }
+                }
+                desc = format!(
+                    "n{} {}",
+                    x + 1,
+                    if deaf {
+                        "hears nobody (can send)"
+                    } else {
+                        "cannot send (can hear)"
+                    }
+                );
+            }
+        }
+        self.partitioned = true;
+        self.partition_epoch += 1;
+        self.stats.faults.partitions += 1;
+        self.trace.push(self.now, Rec::Partition(desc));
+        let heal = self.now + self.fault_rng.range(5, 80) * TICK_US;
+        self.schedule(heal, Ev::Heal(self.partition_epoch));
+    }
+
+    fn heal_partition(&mut self) {
+        for row in &mut self.blocked {
+            row.iter_mut().for_each(|b| *b = false);
+        }
+        self.partitioned = false;
+        self.trace
+            .push(self.now, Rec::Note("partition healed".into()));
+    }
+
+    fn crash_timer(&mut self) -> Result<(), Fail> {
+        if !self.faults_on {
+            return Ok(());
+        }
+        let next = self.fault_interval(self.plan.crash_every_ticks);
+        self.schedule(next, Ev::CrashTimer);
+        let n = self.fault_rng.below(self.hosts.len() as u64) as usize;
+        if !self.hosts[n].is_up() {
+            return Ok(());
+        }
+        let point = match self.fault_rng.below(8) {
+            0 => Some(CrashPoint::AfterPersist),
+            1 => Some(CrashPoint::AfterSend),
+            2 => Some(CrashPoint::AfterApply),
+            3 => Some(CrashPoint::BeforeAdvance),
+            _ => None,
+        };
+        match point {
+            Some(p) => self.hosts[n].armed = Some(p),
+            // Between events: with an fsync in flight, between persist and fsync.
+            None => self.crash_now(n, "between events")?,
+        }
+        Ok(())
+    }
+
+    fn crash_now(&mut self, n: usize, point: &'static str) -> Result<(), Fail> {
+        if !self.hosts[n].is_up() {
+            return Ok(());
+        }
+        let (keep, partial) = if self.plan.torn_writes && self.faults_on {
+            let len = self.hosts[n].buffer.len() as u64;
+            let keep = self.fault_rng.range(0, len) as usize;
+            let partial = self
+                .fault_rng
+                .coin()
+                .then(|| self.fault_rng.range(0, 3) as usize);
+            (keep, partial)
+        } else {
+            (0, None)
+        };
+        let (kept, lost) = match self.hosts[n].power_cut(keep, partial) {
+            Ok(r) => r,
+            Err(e) => return fail(Check::ReadyContract, format!("n{}: {e}", n + 1)),
+        };
+        if kept > 0 {
+            self.stats.faults.torn_writes += 1;
+        }
+        self.stats.faults.crashes += 1;
+        self.trace.push(
+            self.now,
+            Rec::Crash {
+                node: n as u64 + 1,
+                point,
+                kept,
+                lost,
+            },
+        );
+        if self.faults_on {
+            let at = self.now + self.fault_rng.range(1, 60) * TICK_US;
+            self.schedule(at, Ev::Restart(n));
+        }
+        Ok(())
+    }
+
+    fn restart_node(&mut self, n: usize) -> Result<(), Fail> {
+        let host = &mut self.hosts[n];
+        if host.is_up() {
+            return Ok(());
+        }
+        let voters: Vec<NodeId> = (1..=self.plan.nodes as u64).map(NodeId).collect();
+        let mut cfg = self.plan.config.clone();
+        cfg.id = host.id;
+        cfg.voters = voters;
+        cfg.seed = Rng::derive(self.seed, 1_000 + 64 * n as u64 + host.incarnation).next_u64();
+        let restored = Restored {
+            hard_state: host.durable.hard_state,
+            entries: host.durable.entries.clone(),
+            applied: host.durable.kv.applied,
+        };
+        let mut node = match Node::new(cfg, restored) {
+            Ok(node) => node,
+            Err(e) => {
+                return fail(
+                    Check::NodeError,
+                    format!("n{}: restart from disk failed: {e}", n + 1),
+                );
+            }
+        };
+        if let Some(b) = self.plan.bug
+            && (b.target == BugTarget::AllNodes || n == 0)
+        {
+            node.inject_bug(b.bug);
+        }
+        if host.incarnation > 0 {
+            self.stats.faults.restarts += 1;
+        }
+        host.incarnation += 1;
+        host.kv = host.durable.kv.clone();
+        host.view = host.durable.entries.clone();
+        host.hashes.clear();
+        let mut h = 0;
+        for e in &host.view {
+            h = chain(h, e);
+            host.hashes.push(h);
+            self.safety.written(host.id, e, h)?;
+        }
+        let st = node.status();
+        let durable_term = host.durable.hard_state.term;
+        if st.term < durable_term {
+            return fail(
+                Check::Monotonic,
+                format!(
+                    "n{}: restarts in term {} below its durable term {durable_term}",
+                    n + 1,
+                    st.term
+                ),
+            );
+        }
+        if st.applied < host.kv.applied {
+            return fail(
+                Check::Monotonic,
+                format!(
+                    "n{}: restarts with applied index {} below its durable applied index {}",
+                    n + 1,
+                    st.applied,
+                    host.kv.applied
+                ),
+            );
+        }
+        host.seen = Seen {
+            role: Some(st.role),
+            term: st.term,
+            commit: st.commit,
+            applied: st.applied,
+        };
+        self.trace.push(
+            self.now,
+            Rec::Restart {
+                node: n as u64 + 1,
+                term: st.term,
+                last: st.last_log,
+                applied: host.kv.applied,
+            },
+        );
+        host.node = Some(node);
+        Ok(())
+    }
+
+    /// Ends the safety phase: heals the network, stops injecting faults and
+    /// restarts every node that is down.
+    pub(crate) fn heal(&mut self) -> Result<(), Fail> {
+        self.faults_on = false;
+        if self.partitioned {
+            self.heal_partition();
+        }
+        self.trace.push(self.now, Rec::Heal);
+        for n in 0..self.hosts.len() {
+            self.hosts[n].armed = None;
+            if !self.hosts[n].is_up() {
+                self.restart_node(n)?;
+            }
+        }
+        self.healed_at = Some(self.now);
+        Ok(())
+    }
+
+    // ---- checks -----------------------------------------------------------------
+
+    /// The per-node checks, after every event that touched node `n`.
+    fn check_node(&mut self, n: usize) -> Result<(), Fail> {
+        let host = &self.hosts[n];
+        let Some(node) = &host.node else {
+            return Ok(());
+        };
+        let st = node.status();
+        let seen = host.seen;
+        let id = host.id;
+        for (what, now, before) in [
+            ("term", st.term.0, seen.term.0),
+            ("commit index", st.commit.0, seen.commit.0),
+            ("applied index", st.applied.0, seen.applied.0),
+        ] {
+            if now < before {
+                return fail(
+                    Check::Monotonic,
+                    format!("n{id}: {what} went back from {before} to {now}"),
+                );
+            }
+        }
+        let view_last = host.view.last().map_or(LogId::ZERO, Entry::id);
+        if st.last_log != view_last {
+            return fail(
+                Check::ReadyContract,
+                format!(
+                    "n{id}: the node's log ends at {} but its Readies told the host to write a log ending at {view_last}",
+                    st.last_log
+                ),
+            );
+        }
+        if st.persisted.0 > 0 {
+            let i = st.persisted.0 as usize - 1;
+            let on_disk = host.durable.entries.get(i).map(Entry::id);
+            if on_disk != host.view.get(i).map(Entry::id) {
+                return fail(
+                    Check::ReadyContract,
+                    format!(
+                        "n{id}: the node counts its log durable up to {} but the disk holds {on_disk:?} there",
+                        st.persisted
+                    ),
+                );
+            }
+        }
+        let is_leader = st.role == Role::Leader;
+        let new_role = seen.role != Some(st.role) || (is_leader && seen.term != st.term);
+        if is_leader {
+            self.safety.leader(st.term, id)?;
+            if new_role && self.safety.newest_leader_term() == Some(st.term) {
+                self.check_leader_complete(n, st.term)?;
+                if self.healed_at.is_some() && self.leader_after_heal.is_none() {
+                    self.leader_after_heal = Some(self.now);
+                }
+            }
+        }
+        if new_role {
+            self.trace.push(
+                self.now,
+                Rec::Role {
+                    node: id.0,
+                    role: st.role,
+                    term: st.term,
+                    last: st.last_log,
+                    commit: st.commit,
+                },
+            );
+        }
+        self.hosts[n].seen = Seen {
+            role: Some(st.role),
+            term: st.term,
+            commit: st.commit,
+            applied: st.applied,
+        };
+        Ok(())
+    }
+
+    /// Leader Completeness for a new leader of the highest term so far: it
+    /// holds every entry seen committed.
+    fn check_leader_complete(&self, n: usize, term: Term) -> Result<(), Fail> {
+        let view = &self.hosts[n].view;
+        for c in self.safety.committed() {
+            let has = view.get(c.index.0 as usize - 1).map(Entry::id);
+            if has != Some(c) {
+                return fail(
+                    Check::LeaderCompleteness,
+                    format!(
+                        "n{} became leader of term {term} without committed entry {c} (its log holds {has:?} there)",
+                        n + 1
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Leader Completeness for an entry seen committed for the first time:
+    /// the leader of the highest term so far holds it.
+    fn check_leaders_hold(&self, e: &Entry) -> Result<(), Fail> {
+        let newest = self.safety.newest_leader_term();
+        for h in &self.hosts {
+            if h.is_up() && h.seen.role == Some(Role::Leader) && Some(h.seen.term) == newest {
+                let has = h.view.get(e.index.0 as usize - 1).map(Entry::id);
+                if has != Some(e.id()) {
+                    return fail(
+                        Check::LeaderCompleteness,
+                        format!(
+                            "entry {} is committed but n{}, leader of term {}, holds {has:?} there",
+                            e.id(),
+                            h.id,
+                            h.seen.term
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Durability: every acknowledged write is in the log of every node that
+    /// has applied past it, and in the leader's.
+    pub(crate) fn check_durability(&self) -> Result<(), Fail> {
+        let leader = self.leader().map(|(id, _)| id);
+        for at in &self.safety.acked {
+            for h in &self.hosts {
+                let must = h.kv.applied >= at.index || Some(h.id) == leader;
+                let has = h.view.get(at.index.0 as usize - 1).map(Entry::id);
+                if h.is_up() && must && has != Some(*at) {
+                    return fail(
+                        Check::Durability,
+                        format!(
+                            "the write acknowledged at {at} is gone from n{} (which holds {has:?} there)",
+                            h.id
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A line per node, for liveness failures.
+    pub(crate) fn describe_nodes(&self) -> String {
+        let mut out = String::new();
+        for h in &self.hosts {
+            match &h.node {
+                None => out.push_str(&format!("\n  n{}: down", h.id)),
+                Some(node) => {
+                    let st = node.status();
+                    out.push_str(&format!(
+                        "\n  n{}: {:?} t{} leader {:?} last {} commit {} applied {} durable {}",
+                        h.id,
+                        st.role,
+                        st.term,
+                        st.leader,
+                        st.last_log,
+                        st.commit,
+                        h.kv.applied,
+                        h.durable.entries.len()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The largest commit index among the up nodes.
+    pub(crate) fn max_commit(&self) -> Index {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.node.as_ref())
+            .map(|n| n.status().commit)
+            .max()
+            .unwrap_or(Index(0))
+    }
+
+    /// Whether every node is up and has applied up to `index`.
+    pub(crate) fn all_applied(&self, index: Index) -> bool {
+        self.hosts
+            .iter()
+            .all(|h| h.is_up() && h.kv.applied >= index)
+    }
+
+    /// Wraps a broken check into the report of this run.
+    pub(crate) fn failure(
+        &self,
+        f: Fail,
+        seed: u64,
+        options: Option<super::Options>,
+    ) -> Box<Failure> {
+        Box::new(Failure {
+            seed,
+            options,
+            plan: self.plan.clone(),
+            check: f.check,
+            message: f.message,
+            at_us: self.now,
+            trace: self.trace.lines(),
+        })
+    }
+}

@@ -1,0 +1,250 @@
+//! The host model: one node's disk, state machine and bookkeeping, following
+//! the run loop of the crate docs.
+//!
+//! The disk has a durable part and a volatile write buffer. A Ready's entries
+//! and hard state go to the buffer; an fsync (which takes virtual time) makes
+//! the buffer as it was when the fsync started durable, together with a
+//! snapshot of the state machine and its applied index. A crash is a power
+//! cut: the buffer is lost (or, with torn writes, a prefix of it survives) and
+//! so is the state machine; a restart rebuilds both from the durable part.
+//!
+//! This module only holds state and pure disk operations; the host loop that
+//! drives them (and crashes in the middle of it) is in `cluster.rs`.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::kv::Kv;
+use crate::message::{Entry, HardState};
+use crate::node::Node;
+use crate::status::Role;
+use crate::types::{Index, NodeId, Term};
+
+/// One write a Ready asked for.
+#[derive(Clone, Debug)]
+pub(crate) enum Write {
+    /// Truncate the log at `at`, then append `entries` (contiguous from `at`).
+    Log { at: Index, entries: Vec<Entry> },
+    /// Replace the hard state.
+    Hard(HardState),
+}
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Durable {
+    pub hard_state: HardState,
+    pub entries: Vec<Entry>,
+    /// The state machine as of the last completed fsync.
+    pub kv: Kv,
+}
+
+/// Truncates `log` at `at` and appends `entries`.
+pub(crate) fn write_log(log: &mut Vec<Entry>, at: Index, entries: &[Entry]) {
+    log.truncate(at.0.saturating_sub(1) as usize);
+    log.extend_from_slice(entries);
+}
+
+impl Durable {
+    /// Makes one write durable. Returns a description of a broken disk
+    /// invariant (a term going back, a vote changed within a term).
+    pub fn apply(&mut self, w: &Write) -> Result<(), String> {
+        match w {
+            Write::Log { at, entries } => {
+                if at.0 as usize > self.entries.len() + 1 {
+                    return Err(format!(
+                        "a write at {at} leaves a gap after durable entry {}",
+                        self.entries.len()
+                    ));
+                }
+                write_log(&mut self.entries, *at, entries);
+            }
+            Write::Hard(hs) => {
+                let old = self.hard_state;
+                if hs.term < old.term {
+                    return Err(format!(
+                        "the durable term goes back from {} to {}",
+                        old.term, hs.term
+                    ));
+                }
+                if hs.term == old.term && old.vote.is_some() && hs.vote != old.vote {
+                    return Err(format!(
+                        "the durable vote of term {} changes from {:?} to {:?}",
+                        hs.term, old.vote, hs.vote
+                    ));
+                }
+                self.hard_state = *hs;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An fsync in progress: it covers the first `ops` buffered writes and the
+/// state machine as it was when it started.
+#[derive(Debug)]
+pub(crate) struct SyncJob {
+    pub ops: usize,
+    pub kv: Kv,
+    pub epoch: u64,
+}
+
+/// Where in the host loop an armed crash strikes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CrashPoint {
+    /// After a Ready's writes went to the buffer, before its messages are sent.
+    AfterPersist,
+    /// After the messages are sent, before the committed entries are applied.
+    AfterSend,
+    /// After applying, before the writes are synced.
+    AfterApply,
+    /// After an fsync completed, before `advance` is called.
+    BeforeAdvance,
+}
+
+impl CrashPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AfterPersist => "after persist, before send",
+            CrashPoint::AfterSend => "after send, before apply",
+            CrashPoint::AfterApply => "after apply, before fsync",
+            CrashPoint::BeforeAdvance => "after fsync, before advance",
+        }
+    }
+}
+
+/// A client request as it reaches a host.
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub client: usize,
+    pub seq: u64,
+    pub attempt: u32,
+    pub cmd: Bytes,
+}
+
+/// What the checks last saw of a node (reset at every restart).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen {
+    pub role: Option<Role>,
+    pub term: Term,
+    pub commit: Index,
+    pub applied: Index,
+}
+
+/// One simulated server.
+pub(crate) struct Host {
+    pub id: NodeId,
+    /// `None` while crashed.
+    pub node: Option<Node>,
+    pub incarnation: u64,
+    pub tick_us: u64,
+    pub durable: Durable,
+    /// Writes not yet durable, tagged with the id of the Ready that asked.
+    pub buffer: Vec<(u64, Write)>,
+    pub sync: Option<SyncJob>,
+    /// Bumped at every crash, so that an fsync of a past life completes to nothing.
+    pub epoch: u64,
+    /// The volatile state machine.
+    pub kv: Kv,
+    /// The log as this host has been told to write it (durable + buffered),
+    /// and the chained hash of each prefix.
+    pub view: Vec<Entry>,
+    pub hashes: Vec<u64>,
+    /// The last Ready handed to this host, and the last acknowledged.
+    pub last_ready: u64,
+    pub acked: u64,
+    /// Some non-empty Ready above `acked` waits for an fsync.
+    pub dirty: bool,
+    pub armed: Option<CrashPoint>,
+    /// Proposals accepted here, by the `(index, term)` the node gave them:
+    /// client, seq, attempt.
+    pub proposals: BTreeMap<(Index, Term), (usize, u64, u32)>,
+    /// Requests accepted here whose result this host owes the client.
+    pub waiting: BTreeMap<(usize, u64), u32>,
+    /// Requests waiting to be proposed as one batch.
+    pub inbox: Vec<Request>,
+    pub flush_scheduled: bool,
+    pub seen: Seen,
+}
+
+impl Host {
+    pub fn new(id: NodeId, tick_us: u64) -> Host {
+        Host {
+            id,
+            node: None,
+            incarnation: 0,
+            tick_us,
+            durable: Durable::default(),
+            buffer: Vec::new(),
+            sync: None,
+            epoch: 0,
+            kv: Kv::default(),
+            view: Vec::new(),
+            hashes: Vec::new(),
+            last_ready: 0,
+            acked: 0,
+            dirty: false,
+            armed: None,
+            proposals: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            inbox: Vec::new(),
+            flush_scheduled: false,
+            seen: Seen {
+                role: None,
+                term: Term(0),
+                commit: Index(0),
+                applied: Index(0),
+            },
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Forgets everything volatile (a power cut). `keep` of the buffered
+    /// writes survive and, if the next one is a log write and `partial` is
+    /// `Some(n)`, its truncation and first `n` entries too (a torn write).
+    /// Returns how many writes survived (wholly or partly) and how many not.
+    pub fn power_cut(
+        &mut self,
+        keep: usize,
+        partial: Option<usize>,
+    ) -> Result<(usize, usize), String> {
+        let total = self.buffer.len();
+        let keep = keep.min(total);
+        let buffer = std::mem::take(&mut self.buffer);
+        let mut kept = 0;
+        for (i, (_, w)) in buffer.iter().enumerate() {
+            if i < keep {
+                self.durable.apply(w)?;
+                kept += 1;
+            } else {
+                if let (Write::Log { at, entries }, Some(n)) = (w, partial) {
+                    let n = n.min(entries.len());
+                    self.durable.apply(&Write::Log {
+                        at: *at,
+                        entries: entries[..n].to_vec(),
+                    })?;
+                    kept += 1;
+                }
+                break;
+            }
+        }
+        self.node = None;
+        self.sync = None;
+        self.epoch += 1;
+        self.kv = Kv::default();
+        self.view.clear();
+        self.hashes.clear();
+        self.last_ready = 0;
+        self.acked = 0;
+        self.dirty = false;
+        self.armed = None;
+        self.proposals.clear();
+        self.waiting.clear();
+        self.inbox.clear();
+        self.flush_scheduled = false;
+        Ok((kept, total - kept))
+    }
+}

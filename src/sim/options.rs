@@ -1,0 +1,525 @@
+//! What a run may do ([`Options`]) and what one seed made of it ([`Plan`]).
+//!
+//! Options switch each fault on or off and bound the run; the seed then draws
+//! the concrete rates (swarm testing: each enabled fault is on for about half
+//! of the seeds, at a rate drawn per seed, so that rare combinations get runs
+//! where nothing else drowns them out). The `Plan` is printed with every
+//! failure; `(seed, options)` reproduces it exactly.
+
+use std::fmt;
+
+use crate::Bug;
+use crate::config::Config;
+use crate::types::NodeId;
+
+use super::rng::Rng;
+
+/// The length of one nominal tick in virtual microseconds. Every duration in
+/// the simulator is counted in these microseconds; node timers count ticks.
+pub const TICK_US: u64 = 1_000;
+
+/// Which faults a run may inject. Each one that is switched on is drawn per
+/// seed (see [`Options::swarm`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FaultSwitches {
+    /// Messages are lost.
+    pub loss: bool,
+    /// Messages are delivered twice.
+    pub duplication: bool,
+    /// Messages overtake each other (without it, each link is FIFO).
+    pub reordering: bool,
+    /// Some messages are delayed by many ticks.
+    pub delay_spikes: bool,
+    /// Symmetric and asymmetric partitions, and single nodes isolated, then
+    /// healed.
+    pub partitions: bool,
+    /// Nodes crash (power cut) at random points of the host loop, including
+    /// between persisting and fsyncing, and restart from their durable state.
+    pub crashes: bool,
+    /// A crash keeps a random prefix of the writes not yet fsynced (a torn
+    /// tail) instead of losing all of them.
+    pub torn_writes: bool,
+    /// Some fsyncs take many ticks.
+    pub slow_fsync: bool,
+    /// Nodes tick at different rates (up to ±10%).
+    pub clock_skew: bool,
+}
+
+impl FaultSwitches {
+    /// Every fault on.
+    pub const ALL: FaultSwitches = FaultSwitches {
+        loss: true,
+        duplication: true,
+        reordering: true,
+        delay_spikes: true,
+        partitions: true,
+        crashes: true,
+        torn_writes: true,
+        slow_fsync: true,
+        clock_skew: true,
+    };
+
+    /// Every fault off: a perfect network and perfect disks.
+    pub const NONE: FaultSwitches = FaultSwitches {
+        loss: false,
+        duplication: false,
+        reordering: false,
+        delay_spikes: false,
+        partitions: false,
+        crashes: false,
+        torn_writes: false,
+        slow_fsync: false,
+        clock_skew: false,
+    };
+
+    const NAMES: [&'static str; 9] = [
+        "loss",
+        "duplication",
+        "reordering",
+        "delay-spikes",
+        "partitions",
+        "crashes",
+        "torn-writes",
+        "slow-fsync",
+        "clock-skew",
+    ];
+
+    fn slots(&mut self) -> [&mut bool; 9] {
+        [
+            &mut self.loss,
+            &mut self.duplication,
+            &mut self.reordering,
+            &mut self.delay_spikes,
+            &mut self.partitions,
+            &mut self.crashes,
+            &mut self.torn_writes,
+            &mut self.slow_fsync,
+            &mut self.clock_skew,
+        ]
+    }
+
+    /// Parses a comma-separated list of fault names (as printed by
+    /// `Display`), or `all`, or `none`.
+    pub fn parse(list: &str) -> Result<FaultSwitches, String> {
+        match list {
+            "all" => return Ok(FaultSwitches::ALL),
+            "none" | "" => return Ok(FaultSwitches::NONE),
+            _ => {}
+        }
+        let mut f = FaultSwitches::NONE;
+        for name in list.split(',') {
+            let Some(i) = Self::NAMES.iter().position(|n| *n == name.trim()) else {
+                return Err(format!(
+                    "unknown fault {name:?}; known: {}",
+                    Self::NAMES.join(",")
+                ));
+            };
+            *f.slots()[i] = true;
+        }
+        Ok(f)
+    }
+}
+
+impl fmt::Display for FaultSwitches {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut copy = *self;
+        let on: Vec<&str> = copy
+            .slots()
+            .iter()
+            .zip(Self::NAMES)
+            .filter(|(s, _)| ***s)
+            .map(|(_, n)| n)
+            .collect();
+        if on.is_empty() {
+            f.write_str("none")
+        } else if on.len() == Self::NAMES.len() {
+            f.write_str("all")
+        } else {
+            f.write_str(&on.join(","))
+        }
+    }
+}
+
+/// Which nodes a bug is injected into.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BugTarget {
+    /// Every node.
+    AllNodes,
+    /// Node 1 only.
+    OneNode,
+}
+
+/// A deliberate bug to inject (see [`crate::Bug`]), to show the simulator
+/// catches it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BugInjection {
+    /// The bug.
+    pub bug: Bug,
+    /// Where.
+    pub target: BugTarget,
+}
+
+/// What a run may do. Build with `Options::default()` and adjust fields.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// The smallest cluster drawn (at least 1).
+    pub nodes_min: usize,
+    /// The largest cluster drawn (at most 9).
+    pub nodes_max: usize,
+    /// The most clients drawn (at least one client runs).
+    pub clients_max: usize,
+    /// Keys are drawn from `1..=keys`: fewer keys, more contention.
+    pub keys: u64,
+    /// Length of the safety phase, with faults, in ticks.
+    pub safety_ticks: u64,
+    /// Liveness bound, in ticks: after the network heals and every node is
+    /// restarted, a leader must be elected and a new write committed and
+    /// acknowledged within this many ticks.
+    pub liveness_ticks: u64,
+    /// Convergence bound, in ticks: after that write is acknowledged, every
+    /// node must apply the log up to it within this many more ticks.
+    pub convergence_ticks: u64,
+    /// The faults a run may inject.
+    pub faults: FaultSwitches,
+    /// Swarm testing: each enabled fault is on only for about half of the
+    /// seeds. When false, every enabled fault is on in every run.
+    pub swarm: bool,
+    /// A deliberate bug to inject.
+    pub bug: Option<BugInjection>,
+    /// How many of the last events a failure report shows.
+    pub trace_events: usize,
+    /// Search steps per key for the linearizability check.
+    pub linearizability_budget: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            nodes_min: 1,
+            nodes_max: 9,
+            clients_max: 4,
+            keys: 4,
+            safety_ticks: 600,
+            liveness_ticks: 1_000,
+            convergence_ticks: 2_000,
+            faults: FaultSwitches::ALL,
+            swarm: true,
+            bug: None,
+            trace_events: 120,
+            linearizability_budget: super::linearizability::DEFAULT_BUDGET_PER_KEY,
+        }
+    }
+}
+
+impl Options {
+    /// The command-line flags that give these options to the `simulate`
+    /// example (only those that differ from the defaults).
+    pub fn to_args(&self) -> String {
+        let d = Options::default();
+        let mut out = Vec::new();
+        if (self.nodes_min, self.nodes_max) != (d.nodes_min, d.nodes_max) {
+            out.push(format!("--nodes {}..={}", self.nodes_min, self.nodes_max));
+        }
+        if self.clients_max != d.clients_max {
+            out.push(format!("--clients {}", self.clients_max));
+        }
+        if self.keys != d.keys {
+            out.push(format!("--keys {}", self.keys));
+        }
+        if self.safety_ticks != d.safety_ticks {
+            out.push(format!("--safety-ticks {}", self.safety_ticks));
+        }
+        if self.liveness_ticks != d.liveness_ticks {
+            out.push(format!("--liveness-ticks {}", self.liveness_ticks));
+        }
+        if self.convergence_ticks != d.convergence_ticks {
+            out.push(format!("--convergence-ticks {}", self.convergence_ticks));
+        }
+        if self.faults != d.faults {
+            out.push(format!("--faults {}", self.faults));
+        }
+        if !self.swarm {
+            out.push("--no-swarm".into());
+        }
+        if let Some(b) = self.bug {
+            let t = match b.target {
+                BugTarget::AllNodes => "all",
+                BugTarget::OneNode => "one",
+            };
+            out.push(format!("--bug {:?}@{t}", b.bug));
+        }
+        if self.trace_events != d.trace_events {
+            out.push(format!("--trace {}", self.trace_events));
+        }
+        if self.linearizability_budget != d.linearizability_budget {
+            out.push(format!("--lin-budget {}", self.linearizability_budget));
+        }
+        out.join(" ")
+    }
+
+    /// Applies one flag of [`Options::to_args`] with its value. Returns
+    /// `Ok(false)` if the flag is not an option flag.
+    pub fn set_flag(&mut self, flag: &str, value: Option<&str>) -> Result<bool, String> {
+        fn need<'a>(flag: &str, v: Option<&'a str>) -> Result<&'a str, String> {
+            v.ok_or_else(|| format!("{flag} needs a value"))
+        }
+        fn num(flag: &str, v: Option<&str>) -> Result<u64, String> {
+            let v = need(flag, v)?;
+            v.parse()
+                .map_err(|_| format!("{flag}: {v:?} is not a number"))
+        }
+        match flag {
+            "--nodes" => {
+                let v = need(flag, value)?;
+                let (lo, hi) = match v.split_once("..=") {
+                    Some((a, b)) => (a, b),
+                    None => (v, v),
+                };
+                let lo: usize = lo.parse().map_err(|_| format!("--nodes: bad {v:?}"))?;
+                let hi: usize = hi.parse().map_err(|_| format!("--nodes: bad {v:?}"))?;
+                if lo < 1 || hi > 9 || lo > hi {
+                    return Err("--nodes: need 1 <= min <= max <= 9".into());
+                }
+                self.nodes_min = lo;
+                self.nodes_max = hi;
+            }
+            "--clients" => self.clients_max = num(flag, value)?.max(1) as usize,
+            "--keys" => self.keys = num(flag, value)?.max(1),
+            "--safety-ticks" => self.safety_ticks = num(flag, value)?,
+            "--liveness-ticks" => self.liveness_ticks = num(flag, value)?,
+            "--convergence-ticks" => self.convergence_ticks = num(flag, value)?,
+            "--faults" => self.faults = FaultSwitches::parse(need(flag, value)?)?,
+            "--no-swarm" => self.swarm = false,
+            "--trace" => self.trace_events = num(flag, value)? as usize,
+            "--lin-budget" => self.linearizability_budget = num(flag, value)?,
+            "--bug" => {
+                let v = need(flag, value)?;
+                let (name, target) = v.split_once('@').unwrap_or((v, "all"));
+                let Some(bug) = Bug::ALL.iter().find(|b| format!("{b:?}") == name) else {
+                    let known: Vec<String> = Bug::ALL.iter().map(|b| format!("{b:?}")).collect();
+                    return Err(format!("unknown bug {name:?}; known: {}", known.join(", ")));
+                };
+                let target = match target {
+                    "all" => BugTarget::AllNodes,
+                    "one" => BugTarget::OneNode,
+                    t => return Err(format!("--bug: target {t:?} is neither all nor one")),
+                };
+                self.bug = Some(BugInjection { bug: *bug, target });
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Everything one seed decided: the concrete cluster, rates and node
+/// settings of a run. Printed with every failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Plan {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Clients of the key-value workload.
+    pub clients: usize,
+    /// Keys are `1..=keys`.
+    pub keys: u64,
+    /// Each node's tick length, in virtual microseconds.
+    pub tick_us: Vec<u64>,
+    /// One-way message latency range, in virtual microseconds.
+    pub latency_us: (u64, u64),
+    /// Whether each link delivers in order.
+    pub fifo: bool,
+    /// Per-mille of messages lost.
+    pub loss_per_mille: u32,
+    /// Per-mille of messages delivered twice.
+    pub dup_per_mille: u32,
+    /// Per-mille of messages delayed by a spike.
+    pub spike_per_mille: u32,
+    /// The extra delay of a spike, in virtual microseconds.
+    pub spike_us: (u64, u64),
+    /// Mean ticks between partitions; 0: none.
+    pub partition_every_ticks: u64,
+    /// Mean ticks between crashes; 0: none.
+    pub crash_every_ticks: u64,
+    /// Whether a crash keeps a torn prefix of unsynced writes.
+    pub torn_writes: bool,
+    /// The usual fsync duration, in virtual microseconds.
+    pub fsync_us: (u64, u64),
+    /// Per-mille of fsyncs that are slow.
+    pub slow_fsync_per_mille: u32,
+    /// The duration of a slow fsync, in virtual microseconds.
+    pub slow_fsync_us: (u64, u64),
+    /// Whether hosts report unreachable peers to their node.
+    pub report_unreachable: bool,
+    /// Whether hosts batch client requests into one `ProposeBatch`.
+    pub batching: bool,
+    /// The node settings (id, voters and seed are set per node).
+    pub config: Config,
+    /// The bug injected, if any.
+    pub bug: Option<BugInjection>,
+}
+
+impl Plan {
+    /// A fault-free plan: `nodes` nodes, every tick `tick_us` long, latency and
+    /// fsync times in the given ranges, node settings from `config`.
+    pub fn quiet(
+        nodes: usize,
+        tick_us: u64,
+        latency_us: (u64, u64),
+        fsync_us: (u64, u64),
+        config: Config,
+    ) -> Plan {
+        Plan {
+            nodes,
+            clients: 0,
+            keys: 1,
+            tick_us: vec![tick_us; nodes],
+            latency_us,
+            fifo: true,
+            loss_per_mille: 0,
+            dup_per_mille: 0,
+            spike_per_mille: 0,
+            spike_us: (0, 0),
+            partition_every_ticks: 0,
+            crash_every_ticks: 0,
+            torn_writes: false,
+            fsync_us,
+            slow_fsync_per_mille: 0,
+            slow_fsync_us: (0, 0),
+            report_unreachable: false,
+            batching: false,
+            config,
+            bug: None,
+        }
+    }
+
+    /// Draws the plan of `seed` within `options`.
+    pub fn draw(seed: u64, options: &Options) -> Plan {
+        let mut rng = Rng::derive(seed, 0x504C_414E);
+        let f = options.faults;
+        // Swarm: an enabled fault is on for about half of the seeds.
+        let mut on = |enabled: bool| enabled && (!options.swarm || rng.coin());
+        let loss = on(f.loss);
+        let dup = on(f.duplication);
+        let reorder = on(f.reordering);
+        let spikes = on(f.delay_spikes);
+        let partitions = on(f.partitions);
+        let crashes = on(f.crashes);
+        let torn = on(f.torn_writes);
+        let slow = on(f.slow_fsync);
+        let skew = on(f.clock_skew);
+
+        let nodes_min = options.nodes_min.clamp(1, 9);
+        let nodes_max = options.nodes_max.clamp(nodes_min, 9);
+        let nodes = rng.range(nodes_min as u64, nodes_max as u64) as usize;
+        let clients = rng.range(1, options.clients_max.max(1) as u64) as usize;
+        let tick_us = (0..nodes)
+            .map(|_| {
+                if skew {
+                    rng.range(TICK_US * 9 / 10, TICK_US * 11 / 10)
+                } else {
+                    TICK_US
+                }
+            })
+            .collect();
+        let mut config = Config::new(NodeId(1), [NodeId(1)]);
+        config.election_timeout_ticks_min = *rng.pick(&[5, 10, 10, 20]).unwrap_or(&10);
+        config.election_timeout_ticks_max =
+            config.election_timeout_ticks_min * *rng.pick(&[2, 2, 3]).unwrap_or(&2);
+        config.heartbeat_interval_ticks = *rng.pick(&[1, 1, 2]).unwrap_or(&1);
+        config.max_inflight_msgs = *rng.pick(&[1, 2, 8, 256]).unwrap_or(&256);
+        config.max_entries_bytes_per_msg = *rng.pick(&[1, 200, 1 << 20]).unwrap_or(&(1 << 20));
+        config.pre_vote = rng.coin();
+        config.check_quorum = rng.coin();
+        config.forward_proposals = rng.coin();
+        // Raft's timing requirement (§5.6): the broadcast time, a round trip
+        // plus an fsync, well below the election timeout. A fifth of it for
+        // the slowest one-way message leaves room for the round trip and the
+        // fsync of a vote.
+        let room = u64::from(config.election_timeout_ticks_min) * TICK_US / 5;
+        let hi = rng.range(room / 4, room);
+        let latency_us = (rng.range(20, hi / 4), hi);
+        Plan {
+            nodes,
+            clients,
+            keys: options.keys.max(1),
+            tick_us,
+            latency_us,
+            fifo: !reorder,
+            loss_per_mille: if loss { rng.range(5, 150) as u32 } else { 0 },
+            dup_per_mille: if dup { rng.range(5, 100) as u32 } else { 0 },
+            spike_per_mille: if spikes { rng.range(2, 50) as u32 } else { 0 },
+            spike_us: (5 * TICK_US, rng.range(10, 60) * TICK_US),
+            partition_every_ticks: if partitions { rng.range(20, 150) } else { 0 },
+            crash_every_ticks: if crashes { rng.range(20, 200) } else { 0 },
+            torn_writes: torn,
+            fsync_us: (rng.range(20, 200), rng.range(200, room)),
+            slow_fsync_per_mille: if slow { rng.range(20, 300) as u32 } else { 0 },
+            slow_fsync_us: (2 * TICK_US, rng.range(5, 40) * TICK_US),
+            report_unreachable: rng.coin(),
+            batching: rng.coin(),
+            config,
+            bug: options.bug,
+        }
+    }
+
+    /// The number of faults kinds this plan switches on.
+    pub fn faults_on(&self) -> usize {
+        [
+            self.loss_per_mille > 0,
+            self.dup_per_mille > 0,
+            !self.fifo,
+            self.spike_per_mille > 0,
+            self.partition_every_ticks > 0,
+            self.crash_every_ticks > 0,
+            self.torn_writes,
+            self.slow_fsync_per_mille > 0,
+            self.tick_us.iter().any(|&t| t != TICK_US),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip() {
+        let mut o = Options {
+            nodes_min: 3,
+            nodes_max: 5,
+            faults: FaultSwitches::parse("loss,crashes").unwrap(),
+            swarm: false,
+            bug: Some(BugInjection {
+                bug: Bug::VoteForOlderLog,
+                target: BugTarget::OneNode,
+            }),
+            ..Options::default()
+        };
+        o.safety_ticks = 77;
+        let args = o.to_args();
+        let mut back = Options::default();
+        let words: Vec<&str> = args.split(' ').collect();
+        let mut i = 0;
+        while i < words.len() {
+            let takes_value = words[i] != "--no-swarm";
+            let value = takes_value.then(|| words[i + 1]);
+            assert!(back.set_flag(words[i], value).unwrap(), "{}", words[i]);
+            i += if takes_value { 2 } else { 1 };
+        }
+        assert_eq!(back, o, "{args}");
+    }
+
+    #[test]
+    fn a_seed_always_draws_the_same_plan() {
+        let o = Options::default();
+        assert_eq!(Plan::draw(5, &o), Plan::draw(5, &o));
+        let sizes: std::collections::BTreeSet<usize> =
+            (0..200).map(|s| Plan::draw(s, &o).nodes).collect();
+        assert_eq!(sizes.len(), 9, "every cluster size gets drawn");
+    }
+}

@@ -1,0 +1,93 @@
+//! The deterministic simulator over a few hundred seeds: safety under faults,
+//! then liveness on a healed network (see `zaft::sim`). A failure prints its
+//! seed and the command that replays it.
+//!
+//! The long soak is `cargo run --release --features sim --example simulate --
+//! --seeds 100000`.
+
+use zaft::sim::{Check, FaultSwitches, Options, run};
+use zaft::{Bug, sim};
+
+fn pass(options: &Options, seeds: std::ops::Range<u64>) -> u64 {
+    let mut events = 0;
+    for seed in seeds {
+        match run(seed, options) {
+            Ok(stats) => events += stats.events,
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    events
+}
+
+#[test]
+fn swarm_runs_of_one_to_nine_nodes_keep_every_safety_and_liveness_property() {
+    let mut o = Options::default();
+    o.safety_ticks = 300;
+    let events = pass(&o, 0..200);
+    assert!(events > 200 * 1_000, "runs did little: {events} events");
+}
+
+#[test]
+fn three_and_five_nodes_with_every_fault_at_once_keep_every_property() {
+    let mut o = Options::default();
+    o.nodes_min = 3;
+    o.nodes_max = 5;
+    o.swarm = false;
+    o.safety_ticks = 300;
+    pass(&o, 1_000..1_060);
+}
+
+#[test]
+fn crash_heavy_runs_without_network_faults_keep_every_property() {
+    let mut o = Options::default();
+    o.nodes_min = 2;
+    o.nodes_max = 5;
+    o.faults = FaultSwitches::parse("crashes,torn-writes,slow-fsync").unwrap();
+    o.swarm = false;
+    o.safety_ticks = 300;
+    pass(&o, 2_000..2_040);
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let mut o = Options::default();
+    o.safety_ticks = 200;
+    for seed in [3, 77] {
+        let a = run(seed, &o).unwrap_or_else(|f| panic!("{f}"));
+        let b = run(seed, &o).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(a, b, "seed {seed} ran differently twice");
+    }
+    let a = run(5, &o).unwrap();
+    let b = run(6, &o).unwrap();
+    assert_ne!(a, b, "different seeds should run differently");
+}
+
+#[test]
+fn a_failure_reports_its_seed_the_replay_command_and_a_trace() {
+    let mut o = Options::default();
+    o.nodes_min = 3;
+    o.nodes_max = 5;
+    o.bug = Some(sim::BugInjection {
+        bug: Bug::VoteForOlderLog,
+        target: sim::BugTarget::AllNodes,
+    });
+    let failure = (0..200)
+        .find_map(|seed| run(seed, &o).err())
+        .expect("the injected bug is found");
+    let text = failure.to_string();
+    let seed = failure.seed;
+    assert!(text.contains(&format!("(seed {seed})")), "{text}");
+    assert!(
+        text.contains(&format!("--example simulate -- --seed {seed} ")),
+        "{text}"
+    );
+    assert!(text.contains("--bug VoteForOlderLog@all"), "{text}");
+    assert!(failure.trace.len() > 10, "{text}");
+    assert_ne!(failure.check, Check::NodeError, "{text}");
+    // The seed replays to the same failure.
+    let again = run(seed, &o).unwrap_err();
+    assert_eq!(
+        (again.check, again.message, again.at_us),
+        (failure.check, failure.message, failure.at_us)
+    );
+}
