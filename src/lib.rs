@@ -138,6 +138,8 @@ mod raft;
 mod read_index;
 mod ready;
 mod rng;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod status;
 mod types;
 
