@@ -42,6 +42,9 @@ impl Raft {
     /// Asks every peer whether it would vote for us in the next term, without
     /// changing our term or vote (thesis §9.6).
     fn pre_campaign(&mut self) {
+        if self.term == Term(u64::MAX) {
+            return;
+        }
         self.role = Role::PreCandidate;
         self.leader = None;
         self.election_elapsed = 0;
@@ -60,6 +63,11 @@ impl Raft {
     /// (§5.2). The node's own vote counts only once it is durable.
     /// `transfer`: started by the leader's TimeoutNow.
     pub(super) fn campaign(&mut self, transfer: bool) {
+        if self.term == Term(u64::MAX) {
+            // A faulty peer pushed us to the last term there is. Never
+            // campaign again rather than wrap around to term 0.
+            return;
+        }
         self.term = self.term.next();
         self.vote = Some(self.id);
         self.role = Role::Candidate;

@@ -315,7 +315,9 @@ impl Raft {
         }
         let mut last = prev;
         for e in entries {
-            if e.index != last.index.next() || e.term < last.term || e.term > term {
+            // Checked: a peer may send an index with no successor.
+            let follows = last.index.0.checked_add(1) == Some(e.index.0);
+            if !follows || e.term < last.term || e.term > term {
                 return false;
             }
             last = e.id();
