@@ -1,0 +1,739 @@
+//! Crash tests for `examples/kv_store`: real processes on loopback, killed
+//! with SIGKILL, restarted from their data directories.
+//!
+//! - every acknowledged write survives repeated `kill -9` of random nodes
+//!   (the leader included) under load, and the history the clients saw is
+//!   linearizable (checked with `zaft::sim::linearizability`);
+//! - a torn WAL tail is cut off on recovery and the node rejoins;
+//! - a damaged record in the middle of the WAL is refused with a clear error;
+//! - garbage on the client and peer ports is answered or dropped, not a crash.
+//!
+//! They build the example once (`cargo build --example kv_store`) and take
+//! tens of seconds, so they are `#[ignore]`d: run them with
+//! `cargo test --features sim --test kv_crash -- --ignored`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use zaft::sim::linearizability::{Event, Op, Outcome, check};
+
+// ---- the binary -----------------------------------------------------------
+
+/// Builds the example once and returns its path. `CARGO_BIN_EXE_*` only
+/// exists for `[[bin]]` targets, so ask cargo where it put the example.
+fn kv_store_exe() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--example", "kv_store", "--message-format=json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build --example kv_store failed"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .filter(|l| {
+                l.contains("\"reason\":\"compiler-artifact\"")
+                    && l.contains("\"name\":\"kv_store\"")
+            })
+            .find_map(|l| {
+                let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+                let end = start + l[start..].find('"')?;
+                Some(PathBuf::from(&l[start..end]))
+            })
+            .expect("cargo reported no kv_store executable")
+    })
+    .clone()
+}
+
+// ---- a cluster of processes ----------------------------------------------
+
+struct Node {
+    id: u64,
+    peer: SocketAddr,
+    client: SocketAddr,
+}
+
+struct Cluster {
+    dir: PathBuf,
+    nodes: Vec<Node>,
+    children: Vec<Option<Child>>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    fn new(name: &str, n: usize, extra: &[&str]) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("kv-crash-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // Let the OS pick free loopback ports, then hand them to the nodes.
+        let ls: Vec<TcpListener> = (0..2 * n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let nodes = (0..n)
+            .map(|i| Node {
+                id: i as u64 + 1,
+                peer: ls[2 * i].local_addr().unwrap(),
+                client: ls[2 * i + 1].local_addr().unwrap(),
+            })
+            .collect();
+        drop(ls);
+        let mut c = Cluster {
+            dir,
+            nodes,
+            children: (0..n).map(|_| None).collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for i in 0..n {
+            c.start(i);
+        }
+        c
+    }
+
+    fn spec(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}={}/{}", n.id, n.peer, n.client))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{}", i + 1))
+    }
+
+    fn log(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{}.log", i + 1))
+    }
+
+    fn command(&self, i: usize) -> Command {
+        let mut cmd = Command::new(kv_store_exe());
+        cmd.arg("node")
+            .arg("--id")
+            .arg(self.nodes[i].id.to_string())
+            .arg("--data")
+            .arg(self.data_dir(i))
+            .arg("--cluster")
+            .arg(self.spec())
+            .arg("--exit-with-parent")
+            .args(&self.extra)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn start(&mut self, i: usize) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(i))
+            .unwrap();
+        let child = self
+            .command(i)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn info(&self, i: usize) -> Option<HashMap<String, String>> {
+        let mut c = Conn::open(self.nodes[i].client).ok()?;
+        match c.call(&["INFO"]).ok()? {
+            Reply::Bulk(Some(b)) => Some(
+                b.lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            for i in 0..self.nodes.len() {
+                if self.children[i].is_some() && self.info(i).is_some_and(|m| m["role"] == "leader")
+                {
+                    return i;
+                }
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no leader within {timeout:?}\n{}", self.logs());
+    }
+
+    /// Waits until every running node has applied the leader's commit index.
+    fn converge(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let infos: Vec<_> = (0..self.nodes.len()).filter_map(|i| self.info(i)).collect();
+            if infos.len() == self.nodes.len() {
+                let commit = infos
+                    .iter()
+                    .find(|m| m["role"] == "leader")
+                    .map(|m| m["commit_index"].clone());
+                if let Some(c) = commit
+                    && infos.iter().all(|m| m["applied_index"] == c)
+                {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the cluster did not converge within {timeout:?}\n{}",
+            self.logs()
+        );
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for i in 0..self.nodes.len() {
+            let text = fs::read_to_string(self.log(i)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            s += &format!("--- node {} ---\n", i + 1);
+            s += &lines[lines.len().saturating_sub(15)..].join("\n");
+            s += "\n";
+        }
+        s
+    }
+
+    fn segments(&self, i: usize) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.data_dir(i).join("wal"))
+            .unwrap()
+            .map(|d| d.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("data and logs kept in {}", self.dir.display());
+        }
+    }
+}
+
+// ---- a RESP client ---------------------------------------------------------
+
+#[derive(Debug, PartialEq)]
+enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<String>),
+}
+
+struct Conn {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            r: BufReader::new(s.try_clone()?),
+            w: s,
+        })
+    }
+
+    fn call(&mut self, args: &[&str]) -> std::io::Result<Reply> {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out += &format!("${}\r\n{a}\r\n", a.len());
+        }
+        self.w.write_all(out.as_bytes())?;
+        let mut line = String::new();
+        if self.r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end();
+        let bad = || std::io::Error::other(format!("bad reply {line:?}"));
+        let (t, rest) = line.split_at(1);
+        Ok(match t {
+            "+" => Reply::Simple(rest.into()),
+            "-" => Reply::Error(rest.into()),
+            ":" => Reply::Int(rest.parse().map_err(|_| bad())?),
+            "$" => {
+                let n: i64 = rest.parse().map_err(|_| bad())?;
+                if n < 0 {
+                    Reply::Bulk(None)
+                } else {
+                    let mut b = vec![0; n as usize + 2];
+                    self.r.read_exact(&mut b)?;
+                    b.truncate(n as usize);
+                    Reply::Bulk(Some(String::from_utf8_lossy(&b).into_owned()))
+                }
+            }
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// A client that finds the leader and records what it saw.
+struct Recorder {
+    id: u64,
+    addrs: Vec<SocketAddr>,
+    at: usize,
+    conn: Option<Conn>,
+    epoch: Instant,
+}
+
+enum Attempt {
+    Done(Outcome),
+    /// Refused before anything happened: try again elsewhere.
+    Retry,
+}
+
+impl Recorder {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn attempt(&mut self, args: &[&str]) -> Attempt {
+        if self.conn.is_none() {
+            match Conn::open(self.addrs[self.at]) {
+                Ok(c) => self.conn = Some(c),
+                Err(_) => {
+                    self.at = (self.at + 1) % self.addrs.len();
+                    thread::sleep(Duration::from_millis(20));
+                    return Attempt::Retry;
+                }
+            }
+        }
+        let reply = self.conn.as_mut().expect("connected").call(args);
+        match reply {
+            Ok(Reply::Simple(_)) | Ok(Reply::Int(_)) => Attempt::Done(Outcome::Ok(None)),
+            Ok(Reply::Bulk(v)) => match v.map(|s| s.parse::<u64>()) {
+                None => Attempt::Done(Outcome::Ok(None)),
+                Some(Ok(v)) => Attempt::Done(Outcome::Ok(Some(v))),
+                Some(Err(_)) => panic!("unexpected value for {args:?}"),
+            },
+            Ok(Reply::Error(e)) if e.starts_with("MOVED ") => {
+                let to: Option<SocketAddr> = e.rsplit(' ').next().and_then(|a| a.parse().ok());
+                self.at = to
+                    .and_then(|a| self.addrs.iter().position(|&x| x == a))
+                    .unwrap_or((self.at + 1) % self.addrs.len());
+                self.conn = None;
+                Attempt::Retry
+            }
+            Ok(Reply::Error(e))
+                if e.starts_with("TRYAGAIN no leader") || e.starts_with("TRYAGAIN busy") =>
+            {
+                thread::sleep(Duration::from_millis(20));
+                self.at = (self.at + 1) % self.addrs.len();
+                self.conn = None;
+                Attempt::Retry
+            }
+            // A lost proposal or an unconfirmed read definitely did nothing.
+            Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN") => Attempt::Done(Outcome::Fail),
+            Ok(Reply::Error(e)) if e.starts_with("TIMEOUT") => Attempt::Done(Outcome::Unknown),
+            Ok(Reply::Error(e)) => panic!("unexpected error reply to {args:?}: {e}"),
+            Err(_) => {
+                // Sent, but no answer: the node may have died after applying.
+                self.conn = None;
+                self.at = (self.at + 1) % self.addrs.len();
+                Attempt::Done(Outcome::Unknown)
+            }
+        }
+    }
+
+    /// Runs `op` until it gets an outcome, recording one event per attempt
+    /// that may have had an effect.
+    fn run(&mut self, op: Op, history: &Mutex<Vec<Event>>) -> Outcome {
+        loop {
+            let args_owned: Vec<String> = match op {
+                Op::Write { key, value } => {
+                    vec!["SET".into(), format!("k{key}"), value.to_string()]
+                }
+                Op::Read { key } => vec!["GET".into(), format!("k{key}")],
+            };
+            let args: Vec<&str> = args_owned.iter().map(String::as_str).collect();
+            let invoke = self.now();
+            match self.attempt(&args) {
+                Attempt::Retry => continue,
+                Attempt::Done(outcome) => {
+                    let complete = self.now();
+                    history.lock().unwrap().push(Event {
+                        client: self.id,
+                        op,
+                        invoke,
+                        complete,
+                        outcome,
+                    });
+                    return outcome;
+                }
+            }
+        }
+    }
+}
+
+/// A small xorshift generator: the test prints its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("KV_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
+// ---- the tests ---------------------------------------------------------------
+
+/// Keys shared by all clients: the linearizability check is about these.
+const SHARED_KEYS: u64 = 6;
+/// Keys from here on are written once each: the durability check.
+const UNIQUE_KEY_BASE: u64 = 1_000_000;
+
+fn crash_under_load(name: &str, extra: &[&str]) {
+    let seed = seed();
+    eprintln!("{name}: seed {seed} (set KV_CRASH_SEED to replay the choice of victims)");
+    let mut rng = Rng(seed);
+    let mut cluster = Cluster::new(name, 3, extra);
+    cluster.leader(Duration::from_secs(15));
+
+    let epoch = Instant::now();
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let next_unique = Arc::new(AtomicU64::new(UNIQUE_KEY_BASE));
+    let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
+    let clients: Vec<_> = (0..6u64)
+        .map(|id| {
+            let (history, stop, next_unique, addrs) = (
+                history.clone(),
+                stop.clone(),
+                next_unique.clone(),
+                addrs.clone(),
+            );
+            let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            thread::spawn(move || {
+                let mut r = Recorder {
+                    id,
+                    addrs,
+                    at: id as usize % 3,
+                    conn: None,
+                    epoch,
+                };
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let value = (id << 40) | seq;
+                    let op = match rng.below(10) {
+                        0..=3 => Op::Write {
+                            key: rng.below(SHARED_KEYS),
+                            value,
+                        },
+                        4..=6 => Op::Read {
+                            key: rng.below(SHARED_KEYS),
+                        },
+                        _ => Op::Write {
+                            key: next_unique.fetch_add(1, Ordering::Relaxed),
+                            value,
+                        },
+                    };
+                    r.run(op, &history);
+                }
+            })
+        })
+        .collect();
+
+    let mut kills = Vec::new();
+    for round in 0..6 {
+        thread::sleep(Duration::from_millis(1000 + rng.below(800)));
+        let victim = if round % 2 == 0 {
+            cluster.leader(Duration::from_secs(15))
+        } else {
+            rng.below(3) as usize
+        };
+        let was_leader = cluster.info(victim).is_some_and(|m| m["role"] == "leader");
+        cluster.kill(victim);
+        kills.push((victim + 1, was_leader));
+        thread::sleep(Duration::from_millis(300 + rng.below(700)));
+        cluster.start(victim);
+    }
+    thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    eprintln!("{name}: killed (node, was leader): {kills:?}");
+    assert!(
+        kills.iter().any(|&(_, l)| l),
+        "the leader was never among the victims"
+    );
+
+    cluster.leader(Duration::from_secs(15));
+    cluster.converge(Duration::from_secs(30));
+
+    let mut history = Arc::try_unwrap(history).unwrap().into_inner().unwrap();
+    let acked: Vec<(u64, u64)> = history
+        .iter()
+        .filter_map(|e| match (e.op, e.outcome) {
+            (Op::Write { key, value }, Outcome::Ok(_)) if key >= UNIQUE_KEY_BASE => {
+                Some((key, value))
+            }
+            _ => None,
+        })
+        .collect();
+    let count = |f: fn(&Outcome) -> bool| history.iter().filter(|e| f(&e.outcome)).count();
+    eprintln!(
+        "{name}: {} operations: {} ok, {} failed, {} unknown; {} acknowledged unique writes",
+        history.len(),
+        count(|o| matches!(o, Outcome::Ok(_))),
+        count(|o| matches!(o, Outcome::Fail)),
+        count(|o| matches!(o, Outcome::Unknown)),
+        acked.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "too little load got through: {}",
+        acked.len()
+    );
+
+    // Every acknowledged write is on every node.
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        let mut c = Conn::open(n.client).unwrap();
+        for &(key, value) in &acked {
+            let got = c.call(&["STALEGET", &format!("k{key}")]).unwrap();
+            assert_eq!(
+                got,
+                Reply::Bulk(Some(value.to_string())),
+                "node {} lost acknowledged write k{key}={value}",
+                i + 1
+            );
+        }
+    }
+
+    // Final reads of the shared keys, after everything else: the history
+    // must also explain them.
+    let mut r = Recorder {
+        id: 99,
+        addrs,
+        at: 0,
+        conn: None,
+        epoch,
+    };
+    let final_history = Mutex::new(Vec::new());
+    for key in 0..SHARED_KEYS {
+        while matches!(r.run(Op::Read { key }, &final_history), Outcome::Fail) {}
+    }
+    history.extend(final_history.into_inner().unwrap());
+    if let Err(v) = check(&history) {
+        panic!("{name}: {v}");
+    }
+}
+
+#[test]
+#[ignore = "slow: builds the example, runs three processes and kills them; run with --ignored"]
+fn acknowledged_writes_survive_kill_9_and_history_is_linearizable() {
+    crash_under_load("index", &[]);
+}
+
+#[test]
+#[ignore = "slow: builds the example, runs three processes and kills them; run with --ignored"]
+fn reads_through_the_log_stay_linearizable_across_kill_9() {
+    crash_under_load("logreads", &["--reads", "log"]);
+}
+
+/// Writes `n` keys through the leader and returns once all nodes applied them.
+fn write_keys(cluster: &Cluster, n: u64) {
+    let leader = cluster.leader(Duration::from_secs(15));
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    for k in 0..n {
+        let r = c
+            .call(&["SET", &format!("key{k}"), &format!("value{k}")])
+            .unwrap();
+        assert_eq!(r, Reply::Simple("OK".into()));
+    }
+    cluster.converge(Duration::from_secs(20));
+}
+
+fn check_keys(cluster: &Cluster, n: u64) {
+    let leader = cluster.leader(Duration::from_secs(15));
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    for k in 0..n {
+        let r = c.call(&["GET", &format!("key{k}")]).unwrap();
+        assert_eq!(r, Reply::Bulk(Some(format!("value{k}"))), "key{k}");
+    }
+}
+
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn torn_wal_tail_is_cut_off_on_recovery() {
+    let mut cluster = Cluster::new("torn", 3, &[]);
+    write_keys(&cluster, 200);
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    // Node 2: its last record torn in half, as if the machine died mid-write.
+    let seg = cluster.segments(1).pop().unwrap();
+    let len = fs::metadata(&seg).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    // Node 3: the start of a record header that never got its body.
+    let seg3 = cluster.segments(2).pop().unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&seg3)
+        .unwrap()
+        .write_all(&[0x40, 0, 0, 0, 0xde, 0xad])
+        .unwrap();
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    cluster.leader(Duration::from_secs(15));
+    cluster.converge(Duration::from_secs(20));
+    check_keys(&cluster, 200);
+    for i in [1, 2] {
+        let log = fs::read_to_string(cluster.log(i)).unwrap();
+        assert!(
+            log.contains("recovery cut a torn tail"),
+            "node {} did not report the torn tail:\n{log}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn corrupt_record_in_the_middle_of_the_wal_is_refused() {
+    let mut cluster = Cluster::new("corrupt", 3, &[]);
+    write_keys(&cluster, 200);
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    let seg = cluster.segments(1).pop().unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+
+    let out = cluster.command(1).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "node started on a corrupt WAL:\n{stderr}"
+    );
+    assert!(stderr.contains("corrupt WAL"), "unclear error:\n{stderr}");
+    assert!(
+        stderr.contains(&seg.display().to_string()),
+        "error does not name the file:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("refusing to start"),
+        "unclear error:\n{stderr}"
+    );
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        bytes,
+        "the refused WAL was modified"
+    );
+}
+
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn garbage_from_clients_and_peers_does_not_crash_a_node() {
+    let cluster = Cluster::new("garbage", 3, &[]);
+    cluster.leader(Duration::from_secs(15));
+    let target = &cluster.nodes[2];
+    let mut rng = Rng(seed());
+    let junk: Vec<Vec<u8>> = vec![
+        b"*99999999\r\n".to_vec(),
+        b"*1\r\n$2000000000\r\n".to_vec(),
+        b"*2\r\n$3\r\nGET\r\n:1\r\n".to_vec(),
+        b"*0\r\n*1\r\n$3\r\nFOO\r\n".to_vec(),
+        (0..4096).map(|_| rng.next() as u8).collect(),
+        b"SET\r\n".to_vec(),
+    ];
+    for j in &junk {
+        for addr in [target.client, target.peer] {
+            if let Ok(mut s) = TcpStream::connect(addr) {
+                let _ = s.write_all(j);
+                let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+                let mut sink = [0u8; 256];
+                let _ = s.read(&mut sink);
+            }
+        }
+    }
+    // A well-formed hello followed by a frame that is not a message.
+    if let Ok(mut s) = TcpStream::connect(target.peer) {
+        let mut hello = b"ZKVPEER1".to_vec();
+        hello.extend_from_slice(&1u64.to_le_bytes());
+        hello.extend_from_slice(&3u64.to_le_bytes());
+        hello.extend_from_slice(&5u32.to_le_bytes());
+        hello.extend_from_slice(&[0xff; 5]);
+        let _ = s.write_all(&hello);
+        thread::sleep(Duration::from_millis(200));
+    }
+    let mut c = Conn::open(target.client).unwrap();
+    assert_eq!(c.call(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    let info = cluster.info(2).unwrap();
+    assert!(
+        info["bad_requests"].parse::<u64>().unwrap() >= 3,
+        "{info:?}"
+    );
+    assert!(
+        info["peer_bad_handshakes"].parse::<u64>().unwrap() >= 1,
+        "{info:?}"
+    );
+    assert!(
+        info["peer_bad_frames"].parse::<u64>().unwrap() >= 1,
+        "{info:?}"
+    );
+    write_keys(&cluster, 10);
+    check_keys(&cluster, 10);
+}
