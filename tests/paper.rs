@@ -157,6 +157,41 @@ fn election_timeouts_are_randomized_within_the_configured_range() {
     assert!(seen.len() >= 8, "timeouts barely vary: {seen:?}");
 }
 
+/// §5.2: "election timeouts are chosen randomly ... so that in most cases
+/// only a single server will time out". Nodes configured alike (the same
+/// seed, as `Config::new` gives them) must still draw independent timeouts:
+/// two nodes whose timers happen to fire together once must not keep firing
+/// together, election after election, which would split every vote.
+#[test]
+fn nodes_with_the_same_seed_do_not_time_out_in_lockstep() {
+    for seed in [0, 1, 9600] {
+        let mut c = Cluster::with_config(5, |cfg| cfg.seed = seed);
+        for id in 1..=5 {
+            c.isolate(id);
+        }
+        // Node 1 campaigns once alone; from then on nodes 1 and 2 tick together.
+        while c.role(1) == Role::Follower {
+            c.tick(1);
+        }
+        let mut together = 0;
+        let mut elections = 0;
+        for _ in 0..300 {
+            let (t1, t2) = (c.term(1), c.term(2));
+            c.tick(1);
+            c.tick(2);
+            c.drop_all();
+            let (fired1, fired2) = (c.term(1) > t1, c.term(2) > t2);
+            elections += u32::from(fired1);
+            together += u32::from(fired1 && fired2);
+        }
+        assert!(elections >= 10);
+        assert!(
+            together * 3 < elections,
+            "seed {seed}: {together} of {elections} timeouts fired together"
+        );
+    }
+}
+
 /// §5.2: with randomized timeouts, "in most cases only a single server will
 /// time out; it wins the election". Over many seeds every cluster elects one
 /// leader, and every node follows it.
@@ -812,7 +847,7 @@ fn followers_elect_a_new_leader_when_the_leader_fails() {
     c.crash(1);
     let leader = c.run_until_leader(100);
     assert_ne!(leader, 1);
-    assert_eq!(c.term(leader), 2);
+    assert!(c.term(leader) >= 2);
 }
 
 // ---- a one-node cluster ---------------------------------------------------------

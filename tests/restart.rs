@@ -128,7 +128,10 @@ fn crash(c: &mut Cluster, rng: &mut Rng, id: u64, cov: &mut Coverage, props: &mu
 fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
     let mut rng = Rng::new(seed);
     let max_bytes = [1, 64, 1 << 20][rng.below(3)];
+    let (pre_vote, check_quorum) = (rng.below(2) == 0, rng.below(2) == 0);
     let mut c = Cluster::with_config(n, |cfg| {
+        cfg.pre_vote = pre_vote;
+        cfg.check_quorum = check_quorum;
         cfg.seed = seed;
         cfg.election_timeout_ticks_min = 4;
         cfg.election_timeout_ticks_max = 8;

@@ -93,7 +93,11 @@ impl Raft {
     pub fn new(cfg: Config, term: Term, vote: Option<NodeId>, log: RaftLog) -> Raft {
         let id = cfg.id;
         let peers = cfg.voters.iter().copied().filter(|&v| v != id).collect();
-        let rng = Rng::new(cfg.seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // The id goes through the generator's mixer first. A plain multiple
+        // of the generator's own increment made node k's stream node 1's
+        // shifted by k - 1 draws: two nodes one draw apart then drew the
+        // same timeouts forever, splitting every vote.
+        let rng = Rng::new(cfg.seed ^ Rng::new(id.0).next_u64());
         let mut r = Raft {
             id,
             peers,
