@@ -302,6 +302,9 @@ pub struct Cluster {
     pub committed: BTreeMap<Index, Entry>,
     /// Messages dropped by cut links or crashed recipients.
     pub lost_in_net: u64,
+    /// Per node, the highest commit index already checked to be durable on
+    /// a majority.
+    checked_commit: Vec<Index>,
 }
 
 impl Cluster {
@@ -363,6 +366,7 @@ impl Cluster {
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             lost_in_net: 0,
+            checked_commit: vec![Index(0); n as usize],
         };
         for i in 0..c.hosts.len() {
             let applied = c.hosts[i].applied.clone();
@@ -544,6 +548,33 @@ impl Cluster {
             self.net.push(m);
         }
         self.check_leader(id);
+        self.check_commit_durable(id);
+    }
+
+    /// What "committed" means (§5.3): an entry a node knows to be committed
+    /// is durable on a majority of the cluster's disks. Checked at the commit
+    /// index; Log Matching covers the entries before it.
+    fn check_commit_durable(&mut self, id: u64) {
+        let h = &self.hosts[id as usize - 1];
+        let Some(node) = h.node.as_ref() else {
+            return;
+        };
+        let commit = node.status().commit;
+        if commit <= self.checked_commit[id as usize - 1] {
+            return;
+        }
+        let at = commit.get() as usize - 1;
+        let entry = h.log[at].id();
+        let holders = self
+            .hosts
+            .iter()
+            .filter(|o| o.store.entries.get(at).map(Entry::id) == Some(entry))
+            .count();
+        assert!(
+            holders > self.hosts.len() / 2,
+            "node {id} knows {entry:?} as committed, but only {holders} disks hold it"
+        );
+        self.checked_commit[id as usize - 1] = commit;
     }
 
     /// Rule 1 of the Ready contract: a message that promises something about
