@@ -1,0 +1,307 @@
+//! zaft and raft-rs 0.7 side by side, in one process, on the same workload:
+//! a 3-node in-process cluster, 128-byte entries, rounds of 1024, 64 and 1
+//! proposals (propose, then deliver messages until every node applied the
+//! round). Each library is driven by the run loop its own docs give, with
+//! in-memory storage that keeps every entry and one FIFO network queue.
+//!
+//! ```sh
+//! cargo run --release -p raft-rs-compare            # 7 runs per figure
+//! cargo run --release -p raft-rs-compare -- --runs 15
+//! cargo run --release -p raft-rs-compare -- --only zaft 1 200000   # for a profiler
+//! ```
+//!
+//! It prints, per round size, the median committed entries per second of
+//! each (runs interleaved, zaft and raft-rs alternating), their ratio, and
+//! heap allocator calls per committed entry (counting allocator, whole
+//! process, each payload's own allocation included); then the memory of an
+//! idle follower group of each.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+#[path = "../../../benches/support/counting_alloc.rs"]
+mod counting_alloc;
+mod raftrs;
+#[path = "../../../benches/support/cluster.rs"]
+mod zaft_cluster;
+
+use counting_alloc::{CountingAlloc, counts};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+const NODES: u64 = 3;
+const SIZE: usize = 128;
+/// Entries committed in one timed run (after a warm-up of 1/8 of it).
+const ENTRIES: usize = 32_768;
+const GROUPS: usize = 10_000;
+
+/// Either cluster, behind one interface.
+trait Driver {
+    fn new() -> Self;
+    fn round(&mut self, payloads: Vec<Bytes>) -> u64;
+}
+
+impl Driver for zaft_cluster::Cluster {
+    fn new() -> Self {
+        zaft_cluster::Cluster::new(NODES)
+    }
+    fn round(&mut self, payloads: Vec<Bytes>) -> u64 {
+        zaft_cluster::Cluster::round(self, payloads)
+    }
+}
+
+impl Driver for raftrs::Cluster {
+    fn new() -> Self {
+        raftrs::Cluster::new(NODES)
+    }
+    fn round(&mut self, payloads: Vec<Bytes>) -> u64 {
+        raftrs::Cluster::round(self, payloads)
+    }
+}
+
+fn payloads(n: usize, seed: u8) -> Vec<Bytes> {
+    zaft_cluster::payloads(n, SIZE, seed)
+}
+
+/// Committed entries per second over `ENTRIES` entries in rounds of `n`.
+/// Only the rounds are timed, not the making of the payloads.
+fn run<D: Driver>(n: usize) -> f64 {
+    let mut c = D::new();
+    for s in 0..(ENTRIES / 8 / n).max(1) {
+        c.round(payloads(n, s as u8));
+    }
+    let mut timed = Duration::ZERO;
+    let mut done = 0u64;
+    for s in 0..ENTRIES / n {
+        let batch = payloads(n, s as u8);
+        let start = Instant::now();
+        done += black_box(c.round(batch));
+        timed += start.elapsed();
+    }
+    done as f64 / timed.as_secs_f64()
+}
+
+/// Heap allocator calls (alloc + realloc) per committed entry, whole process,
+/// payload creation included.
+fn allocs<D: Driver>(n: usize) -> f64 {
+    let mut c = D::new();
+    for s in 0..(ENTRIES / 8 / n).max(1) {
+        c.round(payloads(n, s as u8));
+    }
+    let rounds = ENTRIES / n;
+    counting_alloc::enable(true);
+    let t0 = counts();
+    for s in 0..rounds {
+        c.round(payloads(n, s as u8));
+    }
+    let mut calls = counts().since(t0).calls();
+    counting_alloc::enable(false);
+    if n == 1 {
+        // The one-element vector that carries a lone payload to `round` is
+        // the harness's, not the library's (a round of 1 is a plain propose).
+        calls -= rounds as u64;
+    }
+    calls as f64 / (rounds * n) as f64
+}
+
+/// Rounds of `n` until `entries` have committed, rebuilding the cluster
+/// (untimed) every `ENTRIES` entries as the timed runs do.
+fn long_run<D: Driver>(n: usize, entries: usize) -> f64 {
+    let mut c = D::new();
+    let mut timed = Duration::ZERO;
+    let (mut done, mut since) = (0usize, 0usize);
+    while done < entries {
+        if since >= ENTRIES {
+            c = D::new();
+            since = 0;
+        }
+        let batch = payloads(n, done as u8);
+        let start = Instant::now();
+        let k = black_box(c.round(batch)) as usize;
+        timed += start.elapsed();
+        done += k;
+        since += k;
+    }
+    done as f64 / timed.as_secs_f64()
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: raft-rs-compare [--runs N]\n       \
+         raft-rs-compare --only zaft|raft-rs ROUND ENTRIES   (one long run, for a profiler)"
+    );
+    std::process::exit(2)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M/s", r / 1e6)
+    } else {
+        format!("{:.0} k/s", r / 1e3)
+    }
+}
+
+/// Bytes live per idle follower group, after creating `GROUPS` followers of a
+/// 3-member group and stepping one heartbeat into each.
+fn idle_memory_zaft() -> f64 {
+    use zaft::{Body, Config, Index, Input, Message, Node, NodeId, Term};
+    counting_alloc::enable(true);
+    let before = counts().live;
+    let mut groups = Vec::with_capacity(GROUPS);
+    for g in 0..GROUPS {
+        let mut cfg = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+        cfg.seed = g as u64;
+        let mut node = Node::new(cfg, Default::default()).expect("config");
+        let hb = Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(1),
+            body: Body::Heartbeat {
+                commit: Index(0),
+                round: 1,
+            },
+        };
+        let mut ready = node.step(Input::Message(hb)).expect("step");
+        loop {
+            ready = node.advance(ready.id()).expect("advance");
+            if ready.is_empty() {
+                break;
+            }
+        }
+        groups.push(node);
+    }
+    let live = counts().live.wrapping_sub(before);
+    counting_alloc::enable(false);
+    black_box(&groups);
+    live as f64 / GROUPS as f64
+}
+
+fn idle_memory_raftrs() -> f64 {
+    use raft::eraftpb::{Message, MessageType};
+    use raft::{RawNode, storage::MemStorage};
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    counting_alloc::enable(true);
+    let before = counts().live;
+    let mut groups = Vec::with_capacity(GROUPS);
+    let mut net = std::collections::VecDeque::new();
+    for _ in 0..GROUPS {
+        let store = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
+        let node = RawNode::new(&raftrs::config(1), store, &logger).expect("config");
+        let mut host = raftrs::Host {
+            node,
+            applied_index: 0,
+            applied_entries: 0,
+            applied_bytes: 0,
+        };
+        let mut hb = Message::default();
+        hb.set_msg_type(MessageType::MsgHeartbeat);
+        hb.from = 2;
+        hb.to = 1;
+        hb.term = 1;
+        host.node.step(hb).expect("step");
+        host.handle(&mut net);
+        net.clear();
+        groups.push(host);
+    }
+    drop(net);
+    let live = counts().live.wrapping_sub(before);
+    counting_alloc::enable(false);
+    black_box(&groups);
+    live as f64 / GROUPS as f64
+}
+
+fn main() {
+    counting_alloc::enable(false);
+    let mut runs = 7usize;
+    let mut only: Option<(String, usize, usize)> = None;
+    let mut args = std::env::args().skip(1);
+    let number = |v: Option<String>| -> usize {
+        v.and_then(|v| v.parse().ok())
+            .filter(|&r| r > 0)
+            .unwrap_or_else(|| usage())
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = number(args.next()),
+            "--only" => {
+                let which = args.next().unwrap_or_else(|| usage());
+                let round = number(args.next());
+                let entries = number(args.next());
+                only = Some((which, round, entries));
+            }
+            _ => usage(),
+        }
+    }
+    if let Some((which, n, entries)) = only {
+        // One long run of one library, for a profiler.
+        let rate = match which.as_str() {
+            "zaft" => long_run::<zaft_cluster::Cluster>(n, entries),
+            "raft-rs" => long_run::<raftrs::Cluster>(n, entries),
+            _ => usage(),
+        };
+        println!(
+            "{which}: rounds of {n}, {entries} entries: {}",
+            fmt_rate(rate)
+        );
+        return;
+    }
+    println!(
+        "{NODES} nodes in one process, {SIZE}-byte entries, {ENTRIES} entries per run, \
+         median of {runs} interleaved runs"
+    );
+    println!(
+        "{:>6}  {:>11} {:>11} {:>7}   {:>16} {:>16}",
+        "round", "zaft", "raft-rs", "ratio", "zaft allocs/ent", "raft-rs allocs/ent"
+    );
+    for n in [1024usize, 64, 1] {
+        let (mut z, mut r) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            // Alternate which goes first, so neither always gets the warmer cache.
+            if i % 2 == 0 {
+                z.push(run::<zaft_cluster::Cluster>(n));
+                r.push(run::<raftrs::Cluster>(n));
+            } else {
+                r.push(run::<raftrs::Cluster>(n));
+                z.push(run::<zaft_cluster::Cluster>(n));
+            }
+        }
+        let (zm, rm) = (median(&mut z), median(&mut r));
+        let za = allocs::<zaft_cluster::Cluster>(n);
+        let ra = allocs::<raftrs::Cluster>(n);
+        println!(
+            "{:>6}  {:>11} {:>11} {:>6.2}x   {:>16.2} {:>16.2}",
+            n,
+            fmt_rate(zm),
+            fmt_rate(rm),
+            zm / rm,
+            za,
+            ra
+        );
+        println!(
+            "        zaft runs {}..{}, raft-rs runs {}..{}",
+            fmt_rate(z[0]),
+            fmt_rate(z[z.len() - 1]),
+            fmt_rate(r[0]),
+            fmt_rate(r[r.len() - 1])
+        );
+    }
+    println!(
+        "idle follower group ({GROUPS} groups of 3 members, one heartbeat each): \
+         zaft {:.0} B/group, raft-rs (RawNode + MemStorage) {:.0} B/group",
+        idle_memory_zaft(),
+        idle_memory_raftrs()
+    );
+}
