@@ -36,8 +36,9 @@ pub struct Restored {
 #[derive(Debug)]
 struct Pending {
     id: ReadyId,
-    /// The log's last entry when the Ready was built, if it carried entries.
-    last_entry: Option<LogId>,
+    /// The first index and the last entry of the entries the Ready carried,
+    /// if any: once durable, the disk's log ends with them.
+    entries: Option<(Index, LogId)>,
     /// The term and vote the Ready carried, if it carried a hard state.
     hard_state: Option<(Term, Option<NodeId>)>,
     /// The last committed index it handed out, if any.
@@ -174,14 +175,20 @@ impl Node {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
-            if let Some(e) = p.last_entry {
-                // If a later Ready truncated this entry away, the durable log
-                // no longer matches ours at e; that later Ready's own
-                // acknowledgement moves `stable` instead.
-                if self.raft.log.matches(e) && e.index > self.raft.log.stable {
-                    self.raft.log.stable = e.index;
-                    persisted = true;
-                }
+            if let Some((first, e)) = p.entries {
+                // The disk's log now ends with these entries. If ours holds
+                // `e` too, the two agree up to it (Log Matching). If not, a
+                // later Ready rewrote it and they agree only below `first`:
+                // even where a later Ready wrote the same entries back, the
+                // disk does not hold those until that Ready is acknowledged.
+                let log = &mut self.raft.log;
+                let stable = if log.matches(e) {
+                    e.index
+                } else {
+                    log.stable.min(first.prev())
+                };
+                persisted |= stable > log.stable;
+                log.stable = stable;
             }
             if let Some((term, vote)) = p.hard_state {
                 self.raft.durable_term = term;
@@ -229,7 +236,10 @@ impl Node {
         if !entries.is_empty() || vote_changed || !committed.is_empty() {
             self.pending.push_back(Pending {
                 id,
-                last_entry: entries.last().map(Entry::id),
+                entries: entries
+                    .first()
+                    .zip(entries.last())
+                    .map(|(f, l)| (f.index, l.id())),
                 hard_state: vote_changed.then_some((hs.term, hs.vote)),
                 handed: committed.last().map(|e| e.index),
             });

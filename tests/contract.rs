@@ -251,6 +251,62 @@ fn one_advance_acknowledges_many_readies() {
     assert_eq!(acks(&f).last(), Some(&5));
 }
 
+/// Rule 3 with a partial sync: the host made Readies 1 and 2 durable but not
+/// yet 3, and acknowledges 2. Ready 2 truncated entries of Ready 1 on disk;
+/// Ready 3 (not durable) wrote them back in memory. The disk holds only the
+/// first entry as the node's log has it, so the node must not count more as
+/// persisted: no acknowledgement beyond it, nothing applied beyond it.
+#[test]
+fn acknowledging_an_older_ready_counts_only_what_the_disk_holds() {
+    let mut n = node(1, 5);
+    // Leader 2 of term 1 sends 1@1..1@3.
+    let r1 = deliver(&mut n, append(2, 1, 1, LogId::ZERO, log_of(&[1, 1, 1]), 0));
+    // Leader 3 of term 2 overwrites index 2 with 2@2.
+    let r2 = deliver(&mut n, append(3, 1, 2, lid(1, 1), vec![ent(2, 2)], 0));
+    assert_eq!(indexes(r2.entries()), [2]);
+    // Leader 4 of term 3, elected without node 1, holds 1@2 and 1@3 again.
+    let r3 = deliver(
+        &mut n,
+        append(4, 1, 3, lid(1, 1), vec![ent(1, 2), ent(1, 3), ent(3, 4)], 0),
+    );
+    assert_eq!(indexes(r3.entries()), [2, 3, 4]);
+    // Disk: r1 then r2 = [1@1, 2@2]. The node's log: [1@1, 1@2, 1@3, 3@4].
+    let f = n.advance(r2.id()).unwrap();
+    assert_eq!(
+        n.status().persisted,
+        Index(1),
+        "counted entries the disk does not hold as persisted"
+    );
+    // What Readies 1 and 2 held is released (each true of the disk when it
+    // was written); nothing for leader 4, whose entries are not durable.
+    assert_eq!(acks(&f), [3, 2]);
+    assert!(f.messages().iter().all(|m| m.to != nid(4)));
+
+    // Leader 4 has committed 3@4 with others and sends 1@2 and 1@3 again
+    // (one message's worth). That must not be acknowledged yet, and the
+    // commit index must not hand out entries that are not durable.
+    let dup = deliver(
+        &mut n,
+        append(4, 1, 3, lid(1, 1), vec![ent(1, 2), ent(1, 3)], 4),
+    );
+    assert_eq!(
+        acks(&dup),
+        Vec::<u64>::new(),
+        "acknowledged a non-durable log"
+    );
+    assert!(
+        indexes(dup.committed()).iter().all(|&i| i <= 1),
+        "handed out {:?} before it was durable",
+        indexes(dup.committed())
+    );
+    // Once Ready 3 is durable too, everything is.
+    let f = n.advance(dup.id()).unwrap();
+    assert_eq!(n.status().persisted, Index(4));
+    assert_eq!(acks(&f), [4, 3]);
+    assert_eq!(indexes(f.committed()), [2, 3]);
+    let _ = r1;
+}
+
 /// A Ready id that `other` handed out but `n` never did.
 fn foreign_id(n: &Node) -> ReadyId {
     let mut other = node(3, 3);

@@ -73,6 +73,9 @@ enum Action {
     Sync,
     /// A host syncs and acknowledges its newest Ready.
     Advance,
+    /// A host makes only its oldest Readies durable and acknowledges the
+    /// last of those, while later ones are written but not synced.
+    AdvanceSome,
     Crash,
     Restart,
     Campaign,
@@ -153,7 +156,8 @@ fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
         (Action::Tick, 15),
         (Action::Propose, 12),
         (Action::Sync, 8),
-        (Action::Advance, 20),
+        (Action::Advance, 14),
+        (Action::AdvanceSome, 6),
         (Action::Crash, 1 + rng.below(3)),
         (Action::Restart, 3),
         (Action::Campaign, 1),
@@ -213,6 +217,14 @@ fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
             Action::Advance => {
                 if let Some(id) = rng.pick(&up) {
                     c.advance(id);
+                }
+            }
+            Action::AdvanceSome => {
+                if let Some(id) = rng.pick(&up) {
+                    let pending = c.host(id).unadvanced();
+                    if pending > 0 {
+                        c.advance_some(id, 1 + rng.below(pending));
+                    }
                 }
             }
             // Keep a majority running most of the time, so that the cluster

@@ -193,6 +193,8 @@ enum Write {
     /// Truncate at the first entry's index, then append.
     Entries(Vec<Entry>),
     HardState(HardState),
+    /// The state machine's progress: it has applied up to here.
+    Applied(Index),
 }
 
 fn write_entries(log: &mut Vec<Entry>, entries: &[Entry]) {
@@ -207,6 +209,7 @@ impl Store {
         match w {
             Write::Entries(es) => write_entries(&mut self.entries, es),
             Write::HardState(hs) => self.hard_state = *hs,
+            Write::Applied(i) => self.applied = *i,
         }
     }
 }
@@ -217,16 +220,16 @@ pub struct Host {
     node: Option<Node>,
     /// What the disk holds for sure.
     pub store: Store,
-    /// Written but not yet synced, oldest first.
-    unsynced: Vec<Write>,
+    /// Written but not yet synced, oldest first, with the Ready that asked.
+    unsynced: Vec<(ReadyId, Write)>,
     /// The log as written (store plus unsynced writes): what a read of the
     /// log file would show right now.
     pub log: Vec<Entry>,
     /// Every committed entry handed to the state machine, in order, noops
     /// included. After a crash only the durably applied prefix remains.
     pub applied: Vec<Entry>,
-    /// The newest non-empty Ready written and not yet acknowledged.
-    unadvanced: Option<ReadyId>,
+    /// The non-empty Readies written and not yet acknowledged, oldest first.
+    unadvanced: Vec<ReadyId>,
     /// Held: sync and advance only when the test says so.
     pub held: bool,
     /// Every `Ready::proposed` seen, and every `Ready::lost` id.
@@ -258,7 +261,12 @@ impl Host {
 
     /// Whether a non-empty Ready waits for `advance`.
     pub fn has_unadvanced(&self) -> bool {
-        self.unadvanced.is_some()
+        !self.unadvanced.is_empty()
+    }
+
+    /// How many non-empty Readies wait for `advance`.
+    pub fn unadvanced(&self) -> usize {
+        self.unadvanced.len()
     }
 
     /// The payloads of the normal entries applied, in order.
@@ -274,11 +282,16 @@ impl Host {
         Index(self.applied.len() as u64)
     }
 
-    fn sync(&mut self) {
-        for w in self.unsynced.drain(..) {
+    /// Makes the writes of every Ready up to `upto` durable (all if `None`).
+    fn sync(&mut self, upto: Option<ReadyId>) {
+        let n = self
+            .unsynced
+            .iter()
+            .take_while(|(rid, _)| upto.is_none_or(|u| *rid <= u))
+            .count();
+        for (_, w) in self.unsynced.drain(..n) {
             self.store.apply(&w);
         }
-        self.store.applied = Index(self.applied.len() as u64);
     }
 }
 
@@ -347,7 +360,7 @@ impl Cluster {
                     store,
                     unsynced: Vec::new(),
                     applied,
-                    unadvanced: None,
+                    unadvanced: Vec::new(),
                     held: false,
                     proposed: Vec::new(),
                     lost: Vec::new(),
@@ -499,16 +512,17 @@ impl Cluster {
     fn handle(&mut self, id: u64, mut ready: Ready) {
         let h = &mut self.hosts[id as usize - 1];
         h.readies += 1;
+        let rid = ready.id();
         if !ready.is_empty() {
-            h.unadvanced = Some(ready.id());
+            h.unadvanced.push(rid);
         }
         let entries = ready.take_entries();
         if !entries.is_empty() {
             write_entries(&mut h.log, &entries);
-            h.unsynced.push(Write::Entries(entries));
+            h.unsynced.push((rid, Write::Entries(entries)));
         }
         if let Some(hs) = ready.hard_state() {
-            h.unsynced.push(Write::HardState(*hs));
+            h.unsynced.push((rid, Write::HardState(*hs)));
         }
         if let Some(p) = ready.proposed() {
             h.proposed.push(p);
@@ -532,6 +546,11 @@ impl Cluster {
             );
             h.applied.push(e.clone());
             self.record_committed(e);
+        }
+        if !committed.is_empty() {
+            let h = &mut self.hosts[id as usize - 1];
+            let applied = h.applied_index();
+            h.unsynced.push((rid, Write::Applied(applied)));
         }
         for m in ready.take_messages() {
             assert_eq!(m.from, nid(id), "node {id} sent a message as {:?}", m.from);
@@ -628,18 +647,31 @@ impl Cluster {
 
     /// Makes every write of node `id` durable (an fsync), without advancing.
     pub fn sync(&mut self, id: u64) {
-        self.host_mut(id).sync();
+        self.host_mut(id).sync(None);
     }
 
     /// Syncs node `id`, acknowledges its newest Ready, and handles the
     /// follow-up (without syncing or advancing that one). Returns whether
     /// there was anything to acknowledge.
     pub fn advance(&mut self, id: u64) -> bool {
+        match self.host(id).unadvanced.len() {
+            0 => false,
+            n => self.advance_some(id, n),
+        }
+    }
+
+    /// Makes durable the writes of node `id`'s oldest `n` unacknowledged
+    /// Readies (and of the empty ones among them) but not of later ones,
+    /// acknowledges the `n`-th, and handles the follow-up. Returns whether
+    /// there was anything to acknowledge.
+    pub fn advance_some(&mut self, id: u64, n: usize) -> bool {
         let h = self.host_mut(id);
-        let Some(rid) = h.unadvanced.take() else {
+        if n == 0 || n > h.unadvanced.len() {
             return false;
-        };
-        h.sync();
+        }
+        let rid = h.unadvanced[n - 1];
+        h.unadvanced.drain(..n);
+        h.sync(Some(rid));
         let node = h.node.as_mut().expect("advancing a crashed node");
         let ready = node
             .advance(rid)
@@ -686,10 +718,10 @@ impl Cluster {
         h.node = None;
         h.crashes += 1;
         let unsynced = std::mem::take(&mut h.unsynced);
-        for w in unsynced.iter().take(writes) {
+        for (_, w) in unsynced.iter().take(writes) {
             h.store.apply(w);
         }
-        if let Some(Write::Entries(es)) = unsynced.get(writes) {
+        if let Some((_, Write::Entries(es))) = unsynced.get(writes) {
             let kept = es.len().min(entries);
             if kept > 0 {
                 write_entries(&mut h.store.entries, &es[..kept]);
@@ -698,7 +730,7 @@ impl Cluster {
                 h.store.entries.truncate(first.index.get() as usize - 1);
             }
         }
-        h.unadvanced = None;
+        h.unadvanced.clear();
         h.log = h.store.entries.clone();
         let applied = h.store.applied.get() as usize;
         h.applied.truncate(applied);
