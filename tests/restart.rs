@@ -1,13 +1,18 @@
 //! Crashes at every point of the run loop, for followers, candidates and
-//! leaders, with torn writes, on a network that loses, duplicates and
-//! reorders messages; then a healed network must converge.
+//! leaders, on a network that loses, duplicates and reorders messages; then
+//! a healed network must converge. The points: Readies handed out but none
+//! of their writes on disk; written but not synced, so that any prefix of
+//! the writes survives (a torn write); synced but not acknowledged; and
+//! acknowledged. Hosts also sync and acknowledge older Readies while newer
+//! ones are written but not synced.
 //!
-//! What must hold whatever happens (the harness checks the first three on
+//! What must hold whatever happens (the harness checks the first four on
 //! every Ready; this file checks the rest at the end of each run):
 //! - a node never grants its vote to two candidates in one term, even across
 //!   a crash;
 //! - there is never more than one leader in a term;
 //! - no message promises what its sender's disk does not hold;
+//! - a node's commit index is durable on a majority of disks;
 //! - an entry handed to any state machine is never lost or changed: every
 //!   node ends up applying exactly the same entries at the same indexes;
 //! - every proposal whose index committed gets an outcome: committed with
@@ -52,8 +57,10 @@ impl Rng {
 /// Where in the run loop a crash struck.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Point {
-    /// Some writes of handed-out Readies were not yet synced.
+    /// Readies were handed out and their writes lost: none reached the disk.
     BeforePersist,
+    /// Written but not synced: some of the writes reached the disk.
+    TornWrite,
     /// Everything was synced but the last Ready not yet acknowledged.
     BeforeAdvance,
     /// Everything was synced and acknowledged.
@@ -109,7 +116,18 @@ struct Proposals {
 
 fn crash(c: &mut Cluster, rng: &mut Rng, id: u64, cov: &mut Coverage, props: &mut Proposals) {
     let h = c.host(id);
-    let point = if h.has_unsynced() {
+    // Either nothing unsynced reaches the disk, or a torn write: any prefix
+    // of the unsynced writes, the last perhaps cut inside its entries.
+    let unsynced = c.unsynced_writes(id);
+    let torn = unsynced > 0 && rng.below(3) > 0;
+    let (writes, entries) = if torn {
+        (rng.below(unsynced + 1), Some(rng.below(4)))
+    } else {
+        (0, None)
+    };
+    let point = if torn {
+        Point::TornWrite
+    } else if h.has_unsynced() {
         Point::BeforePersist
     } else if h.has_unadvanced() {
         Point::BeforeAdvance
@@ -119,9 +137,6 @@ fn crash(c: &mut Cluster, rng: &mut Rng, id: u64, cov: &mut Coverage, props: &mu
     *cov.crashes
         .entry((role_name(c.role(id)), point))
         .or_default() += 1;
-    // A torn write: any prefix of the unsynced writes reaches the disk.
-    let writes = rng.below(c.unsynced_writes(id) + 1);
-    let entries = rng.below(4);
     c.crash_keeping(id, writes, entries);
     props.since_restart[id as usize - 1] = c.host(id).proposed.len();
 }
@@ -368,6 +383,7 @@ fn assert_covers_every_crash_point(cov: &Coverage) {
     for role in ["follower", "candidate", "leader"] {
         for point in [
             Point::BeforePersist,
+            Point::TornWrite,
             Point::BeforeAdvance,
             Point::AfterAdvance,
         ] {

@@ -706,13 +706,13 @@ impl Cluster {
 
     /// Node `id` stops; its unsynced writes are lost.
     pub fn crash(&mut self, id: u64) {
-        self.crash_keeping(id, 0, 0);
+        self.crash_keeping(id, 0, None);
     }
 
     /// Node `id` stops after `writes` of its unsynced writes reached the
-    /// disk, plus `entries` entries of the next one if it is a log write: a
-    /// torn write.
-    pub fn crash_keeping(&mut self, id: u64, writes: usize, entries: usize) {
+    /// disk, plus, with `Some(k)`, the truncation and the first `k` entries
+    /// of the next one if it is a log write: a torn write.
+    pub fn crash_keeping(&mut self, id: u64, writes: usize, entries: Option<usize>) {
         let h = self.host_mut(id);
         assert!(h.node.is_some(), "node {id} is already crashed");
         h.node = None;
@@ -721,7 +721,7 @@ impl Cluster {
         for (_, w) in unsynced.iter().take(writes) {
             h.store.apply(w);
         }
-        if let Some((_, Write::Entries(es))) = unsynced.get(writes) {
+        if let (Some(entries), Some((_, Write::Entries(es)))) = (entries, unsynced.get(writes)) {
             let kept = es.len().min(entries);
             if kept > 0 {
                 write_entries(&mut h.store.entries, &es[..kept]);
