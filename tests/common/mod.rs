@@ -10,12 +10,15 @@
 //! A host is either *auto* (after every input it syncs and advances until the
 //! node is quiet, the run loop of the crate docs) or *held* (it writes each
 //! Ready to its buffer and sends its messages, but syncs and advances only
-//! when the test says so).
+//! when the test says so: `sync`, `advance`, `advance_some` for an older
+//! Ready, `settle`).
 //!
 //! The harness checks the safety properties on every Ready, whatever the test
-//! does: one vote per node per term, one leader per term, committed entries
-//! handed to each state machine in order, exactly once, and never two
-//! different entries committed at one index anywhere in the cluster.
+//! does: one vote per node per term, one leader per term, no message that
+//! promises what its sender's disk does not hold, a commit index durable on
+//! a majority, committed entries handed to each state machine in order,
+//! exactly once and only once durable, and never two different entries
+//! committed at one index anywhere in the cluster.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::{BTreeMap, BTreeSet};
