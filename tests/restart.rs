@@ -401,14 +401,14 @@ fn assert_covers_every_crash_point(cov: &Coverage) {
 /// convergence.
 #[test]
 fn three_nodes_survive_crashes_at_every_point_of_the_loop() {
-    let cov = run_many(3, 0..600, 1500);
+    let cov = run_many(3, 0..2000, 1500);
     assert_covers_every_crash_point(&cov);
 }
 
 /// The same with five nodes, where two may be down at once.
 #[test]
 fn five_nodes_survive_crashes_at_every_point_of_the_loop() {
-    let cov = run_many(5, 1000..1300, 1500);
+    let cov = run_many(5, 1000..2000, 1500);
     assert_covers_every_crash_point(&cov);
 }
 
