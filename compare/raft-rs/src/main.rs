@@ -11,7 +11,8 @@
 //! ```
 //!
 //! It prints, per round size, the median committed entries per second of
-//! each (runs interleaved, zaft and raft-rs alternating), their ratio, and
+//! each (over chunks of 4096 entries from all runs; runs interleaved, zaft and
+//! raft-rs alternating), their ratio, and
 //! heap allocator calls per committed entry (counting allocator, whole
 //! process, each payload's own allocation included); then the memory of an
 //! idle follower group of each.
@@ -66,13 +67,19 @@ fn payloads(n: usize, seed: u8) -> Vec<Bytes> {
     zaft_cluster::payloads(n, SIZE, seed)
 }
 
-/// Committed entries per second over `ENTRIES` entries in rounds of `n`.
-/// Only the rounds are timed, not the making of the payloads.
-fn run<D: Driver>(n: usize) -> f64 {
+/// Entries per timed chunk: a run's rate is measured per chunk, and the
+/// report gives the median chunk, so a preemption by another process on the
+/// shared machine spoils one chunk rather than the whole run.
+const CHUNK: usize = 4096;
+
+/// Committed entries per second of each `CHUNK` of `ENTRIES` entries in
+/// rounds of `n`. Only the rounds are timed, not the making of the payloads.
+fn run<D: Driver>(n: usize) -> Vec<f64> {
     let mut c = D::new();
     for s in 0..(ENTRIES / 8 / n).max(1) {
         c.round(payloads(n, s as u8));
     }
+    let mut rates = Vec::new();
     let mut timed = Duration::ZERO;
     let mut done = 0u64;
     for s in 0..ENTRIES / n {
@@ -80,8 +87,12 @@ fn run<D: Driver>(n: usize) -> f64 {
         let start = Instant::now();
         done += black_box(c.round(batch));
         timed += start.elapsed();
+        if done as usize >= CHUNK {
+            rates.push(done as f64 / timed.as_secs_f64());
+            (done, timed) = (0, Duration::ZERO);
+        }
     }
-    done as f64 / timed.as_secs_f64()
+    rates
 }
 
 /// Heap allocator calls (alloc + realloc) per committed entry, whole process,
@@ -259,8 +270,8 @@ fn main() {
         return;
     }
     println!(
-        "{NODES} nodes in one process, {SIZE}-byte entries, {ENTRIES} entries per run, \
-         median of {runs} interleaved runs"
+        "{NODES} nodes in one process, {SIZE}-byte entries, {runs} interleaved runs of \
+         {ENTRIES} entries each, median over chunks of {CHUNK} entries"
     );
     println!(
         "{:>6}  {:>11} {:>11} {:>7}   {:>16} {:>16}",
@@ -271,11 +282,11 @@ fn main() {
         for i in 0..runs {
             // Alternate which goes first, so neither always gets the warmer cache.
             if i % 2 == 0 {
-                z.push(run::<zaft_cluster::Cluster>(n));
-                r.push(run::<raftrs::Cluster>(n));
+                z.extend(run::<zaft_cluster::Cluster>(n));
+                r.extend(run::<raftrs::Cluster>(n));
             } else {
-                r.push(run::<raftrs::Cluster>(n));
-                z.push(run::<zaft_cluster::Cluster>(n));
+                r.extend(run::<raftrs::Cluster>(n));
+                z.extend(run::<zaft_cluster::Cluster>(n));
             }
         }
         let (zm, rm) = (median(&mut z), median(&mut r));
@@ -290,12 +301,15 @@ fn main() {
             za,
             ra
         );
+        let quartiles = |v: &[f64]| {
+            let q = |p: usize| fmt_rate(v[(v.len() - 1) * p / 4]);
+            format!("{}..{}", q(1), q(3))
+        };
         println!(
-            "        zaft runs {}..{}, raft-rs runs {}..{}",
-            fmt_rate(z[0]),
-            fmt_rate(z[z.len() - 1]),
-            fmt_rate(r[0]),
-            fmt_rate(r[r.len() - 1])
+            "        middle half of {} chunks: zaft {}, raft-rs {}",
+            z.len(),
+            quartiles(&z),
+            quartiles(&r)
         );
     }
     println!(
