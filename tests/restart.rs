@@ -474,6 +474,49 @@ fn candidate_that_crashes_before_persisting_its_vote_does_not_lead_that_term() {
     assert_eq!(c.term(1), 1, "its campaign of term 1 starts afresh");
 }
 
+/// §5.4.1 across a crash: a candidate asks for votes before its log is on
+/// disk, crashes, loses the tail of its log, and campaigns again in the
+/// same term. A vote granted to its first request (whose log held entries
+/// committed by others) must not elect it now that its log lacks them.
+#[test]
+fn candidate_that_lost_its_log_tail_cannot_win_with_votes_for_the_longer_log() {
+    let mut c = Cluster::new(3);
+    c.elect(2);
+    c.tick_and_stabilize(1);
+    // Node 1 receives x and y but does not sync them; node 3 does, so they
+    // commit, and node 3 applies them.
+    c.hold(1);
+    c.propose(2, "x");
+    c.propose(2, "y");
+    c.stabilize();
+    c.tick(2);
+    c.stabilize();
+    assert!(c.has_applied(3, "y"));
+    assert_eq!(c.host(1).store.entries.len(), 1, "node 1 synced nothing");
+    c.crash(2);
+
+    // Node 1 campaigns with x and y in memory only, then crashes.
+    c.campaign(1);
+    c.deliver_to(3);
+    let grants: Vec<_> = c.take_where(|m| m.to == nid(1));
+    c.crash(1);
+    c.restart(1);
+    c.release(1);
+    assert_eq!(c.host(1).log.len(), 1, "x and y are gone");
+
+    // It campaigns again in the same term, and the old answers arrive.
+    c.campaign(1);
+    for m in grants {
+        c.deliver(m);
+    }
+    c.stabilize();
+    assert!(
+        !c.node(1).is_leader(),
+        "node 1 leads term {} without the committed entries x and y",
+        c.term(1)
+    );
+}
+
 /// A leader that crashes before its own write is durable loses only entries
 /// that were never committed; what a majority stored survives it.
 #[test]

@@ -39,6 +39,15 @@ impl Raft {
         }
     }
 
+    /// The last entry of our durable log: all a vote request may claim. Votes
+    /// are asked before our writes are durable; if we crash, lose the tail
+    /// of the log and campaign again in the same term, the votes granted to
+    /// the first request still count, so it must not claim that tail.
+    fn durable_last_log(&self) -> LogId {
+        let stable = self.log.stable;
+        LogId::new(self.log.term_at(stable).unwrap_or(Term(0)), stable)
+    }
+
     /// Asks every peer whether it would vote for us in the next term, without
     /// changing our term or vote (thesis §9.6).
     fn pre_campaign(&mut self) {
@@ -50,7 +59,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.reset_randomized_timeout();
         self.votes = vec![None; self.peers.len()];
-        let last_log = self.log.last_id();
+        let last_log = self.durable_last_log();
         let term = self.term.next();
         for i in 0..self.peers.len() {
             let to = self.peers[i];
@@ -75,7 +84,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.reset_randomized_timeout();
         self.votes = vec![None; self.peers.len()];
-        let last_log = self.log.last_id();
+        let last_log = self.durable_last_log();
         for i in 0..self.peers.len() {
             let to = self.peers[i];
             self.send(to, Body::RequestVote { last_log, transfer });
