@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use common::*;
-use zaft::{Index, LogId, Role};
+use zaft::{Index, Input, LogId, NodeId, Role};
 
 /// A tiny deterministic PRNG (xorshift64*).
 struct Rng(u64);
@@ -86,6 +86,10 @@ enum Action {
     Crash,
     Restart,
     Campaign,
+    /// A node (leader or not) is asked to hand leadership to a random node.
+    TransferLeader,
+    /// A node is asked for a linearizable read.
+    ReadIndex,
     Isolate,
     Heal,
 }
@@ -170,12 +174,14 @@ fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
         (Action::Duplicate, 1 + rng.below(3)),
         (Action::Tick, 15),
         (Action::Propose, 12),
-        (Action::Sync, 8),
-        (Action::Advance, 14),
-        (Action::AdvanceSome, 6),
+        (Action::Sync, 2 + rng.below(8)),
+        (Action::Advance, 3 + rng.below(14)),
+        (Action::AdvanceSome, 1 + rng.below(6)),
         (Action::Crash, 1 + rng.below(3)),
         (Action::Restart, 3),
         (Action::Campaign, 1),
+        (Action::TransferLeader, rng.below(2)),
+        (Action::ReadIndex, rng.below(3)),
         (Action::Isolate, rng.below(2)),
         (Action::Heal, 1),
     ];
@@ -221,7 +227,8 @@ fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
                     .collect();
                 if let Some(id) = rng.pick(&leaders) {
                     next_cmd += 1;
-                    c.propose(id, format!("cmd{next_cmd}"));
+                    // Refused while a leadership transfer runs.
+                    let _ = c.try_propose(id, format!("cmd{next_cmd}"));
                 }
             }
             Action::Sync => {
@@ -259,6 +266,18 @@ fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
                     c.campaign(id);
                 }
             }
+            Action::TransferLeader => {
+                if let Some(id) = rng.pick(&up) {
+                    let to = NodeId(1 + rng.below(n as usize) as u64);
+                    // Refused unless `id` leads and `to` is another voter.
+                    let _ = c.try_step(id, Input::TransferLeader(to));
+                }
+            }
+            Action::ReadIndex => {
+                if let Some(id) = rng.pick(&up) {
+                    let _ = c.try_step(id, Input::ReadIndex(rng.next()));
+                }
+            }
             Action::Isolate => {
                 if let Some(id) = rng.pick(&up) {
                     c.isolate(id);
@@ -292,7 +311,7 @@ fn run(seed: u64, n: u64, steps: usize, cov: &mut Coverage) {
             && c.host(l).applied_index() == c.node(l).status().commit
             && !c.host(l).log.iter().any(|e| e.data == "final")
         {
-            c.propose(l, "final");
+            let _ = c.try_propose(l, "final");
         }
     }
     assert!(
