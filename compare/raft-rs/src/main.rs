@@ -73,13 +73,15 @@ fn payloads(n: usize, seed: u8) -> Vec<Bytes> {
 const CHUNK: usize = 4096;
 
 /// Committed entries per second of each `CHUNK` of `ENTRIES` entries in
-/// rounds of `n`. Only the rounds are timed, not the making of the payloads.
-fn run<D: Driver>(n: usize) -> Vec<f64> {
+/// rounds of `n`, and the whole run's timed seconds. Only the rounds are
+/// timed, not the making of the payloads.
+fn run<D: Driver>(n: usize) -> (Vec<f64>, f64) {
     let mut c = D::new();
     for s in 0..(ENTRIES / 8 / n).max(1) {
         c.round(payloads(n, s as u8));
     }
     let mut rates = Vec::new();
+    let mut total = Duration::ZERO;
     let mut timed = Duration::ZERO;
     let mut done = 0u64;
     for s in 0..ENTRIES / n {
@@ -89,10 +91,11 @@ fn run<D: Driver>(n: usize) -> Vec<f64> {
         timed += start.elapsed();
         if done as usize >= CHUNK {
             rates.push(done as f64 / timed.as_secs_f64());
+            total += timed;
             (done, timed) = (0, Duration::ZERO);
         }
     }
-    rates
+    (rates, (total + timed).as_secs_f64())
 }
 
 /// Heap allocator calls (alloc + realloc) per committed entry, whole process,
@@ -279,15 +282,25 @@ fn main() {
     );
     for n in [1024usize, 64, 1] {
         let (mut z, mut r) = (Vec::new(), Vec::new());
+        let (mut zt, mut rt) = (0.0, 0.0);
+        let mut one = |zaft: bool| {
+            let (rates, secs) = if zaft {
+                run::<zaft_cluster::Cluster>(n)
+            } else {
+                run::<raftrs::Cluster>(n)
+            };
+            let (v, t) = if zaft {
+                (&mut z, &mut zt)
+            } else {
+                (&mut r, &mut rt)
+            };
+            v.extend(rates);
+            *t += secs;
+        };
         for i in 0..runs {
             // Alternate which goes first, so neither always gets the warmer cache.
-            if i % 2 == 0 {
-                z.extend(run::<zaft_cluster::Cluster>(n));
-                r.extend(run::<raftrs::Cluster>(n));
-            } else {
-                r.extend(run::<raftrs::Cluster>(n));
-                z.extend(run::<zaft_cluster::Cluster>(n));
-            }
+            one(i % 2 == 0);
+            one(i % 2 != 0);
         }
         let (zm, rm) = (median(&mut z), median(&mut r));
         let za = allocs::<zaft_cluster::Cluster>(n);
@@ -310,6 +323,15 @@ fn main() {
             z.len(),
             quartiles(&z),
             quartiles(&r)
+        );
+        // Every entry over all the time, spikes included: the growth of the
+        // in-memory logs (no compaction) and preemptions on a shared machine.
+        let all = (runs * ENTRIES) as f64;
+        println!(
+            "        overall (total entries / total time): zaft {}, raft-rs {}, ratio {:.2}x",
+            fmt_rate(all / zt),
+            fmt_rate(all / rt),
+            rt / zt
         );
     }
     println!(
