@@ -14,7 +14,9 @@
 //! - Option flags, as printed in a failure's replay line: `--nodes 3..=5`,
 //!   `--clients N`, `--keys N`, `--safety-ticks N`, `--liveness-ticks N`,
 //!   `--convergence-ticks N`, `--faults loss,crashes,...|all|none`,
-//!   `--no-swarm`, `--bug NAME@all|one`, `--trace N`, `--lin-budget N`.
+//!   `--no-swarm`, `--bug NAME@all|one`, `--trace N`, `--lin-budget N`, and
+//!   node settings pinned for every seed: `--max-entries-bytes N`,
+//!   `--max-inflight N`, `--pre-vote true|false`, `--check-quorum true|false`.
 //!
 //! A progress line goes to stderr every second; a summary closes the run.
 //! The exit status is 1 if any seed failed.

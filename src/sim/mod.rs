@@ -75,7 +75,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use check::Check;
 pub use cluster::Cluster;
-pub use options::{BugInjection, BugTarget, FaultSwitches, Options, Plan, TICK_US};
+pub use options::{BugInjection, BugTarget, FaultSwitches, Options, Pins, Plan, TICK_US};
 pub use rng::Rng;
 
 use check::{Fail, fail};

@@ -159,6 +159,21 @@ pub struct BugInjection {
     pub target: BugTarget,
 }
 
+/// Node settings fixed for every seed; `None` leaves a setting drawn per
+/// seed. Useful to aim a search at a corner (one entry per message, one
+/// message in flight, ...).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Pins {
+    /// [`Config::max_entries_bytes_per_msg`] (1: one entry per message).
+    pub max_entries_bytes_per_msg: Option<u64>,
+    /// [`Config::max_inflight_msgs`].
+    pub max_inflight_msgs: Option<u32>,
+    /// [`Config::pre_vote`].
+    pub pre_vote: Option<bool>,
+    /// [`Config::check_quorum`].
+    pub check_quorum: Option<bool>,
+}
+
 /// What a run may do. Build with `Options::default()` and adjust fields.
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
@@ -187,6 +202,8 @@ pub struct Options {
     pub swarm: bool,
     /// A deliberate bug to inject.
     pub bug: Option<BugInjection>,
+    /// Node settings to pin instead of drawing them per seed.
+    pub pins: Pins,
     /// How many of the last events a failure report shows.
     pub trace_events: usize,
     /// Search steps per key for the linearizability check.
@@ -206,6 +223,7 @@ impl Default for Options {
             faults: FaultSwitches::ALL,
             swarm: true,
             bug: None,
+            pins: Pins::default(),
             trace_events: 120,
             linearizability_budget: super::linearizability::DEFAULT_BUDGET_PER_KEY,
         }
@@ -249,6 +267,19 @@ impl Options {
             };
             out.push(format!("--bug {:?}@{t}", b.bug));
         }
+        let p = self.pins;
+        if let Some(v) = p.max_entries_bytes_per_msg {
+            out.push(format!("--max-entries-bytes {v}"));
+        }
+        if let Some(v) = p.max_inflight_msgs {
+            out.push(format!("--max-inflight {v}"));
+        }
+        if let Some(v) = p.pre_vote {
+            out.push(format!("--pre-vote {v}"));
+        }
+        if let Some(v) = p.check_quorum {
+            out.push(format!("--check-quorum {v}"));
+        }
         if self.trace_events != d.trace_events {
             out.push(format!("--trace {}", self.trace_events));
         }
@@ -268,6 +299,13 @@ impl Options {
             let v = need(flag, v)?;
             v.parse()
                 .map_err(|_| format!("{flag}: {v:?} is not a number"))
+        }
+        fn boolean(flag: &str, v: Option<&str>) -> Result<bool, String> {
+            match need(flag, v)? {
+                "true" | "on" => Ok(true),
+                "false" | "off" => Ok(false),
+                v => Err(format!("{flag}: {v:?} is neither true nor false")),
+            }
         }
         match flag {
             "--nodes" => {
@@ -291,6 +329,14 @@ impl Options {
             "--convergence-ticks" => self.convergence_ticks = num(flag, value)?,
             "--faults" => self.faults = FaultSwitches::parse(need(flag, value)?)?,
             "--no-swarm" => self.swarm = false,
+            "--max-entries-bytes" => {
+                self.pins.max_entries_bytes_per_msg = Some(num(flag, value)?.max(1));
+            }
+            "--max-inflight" => {
+                self.pins.max_inflight_msgs = Some(num(flag, value)?.clamp(1, 1 << 20) as u32);
+            }
+            "--pre-vote" => self.pins.pre_vote = Some(boolean(flag, value)?),
+            "--check-quorum" => self.pins.check_quorum = Some(boolean(flag, value)?),
             "--trace" => self.trace_events = num(flag, value)? as usize,
             "--lin-budget" => self.linearizability_budget = num(flag, value)?,
             "--bug" => {
@@ -433,6 +479,19 @@ impl Plan {
         config.pre_vote = rng.coin();
         config.check_quorum = rng.coin();
         config.forward_proposals = rng.coin();
+        let pins = options.pins;
+        if let Some(v) = pins.max_entries_bytes_per_msg {
+            config.max_entries_bytes_per_msg = v;
+        }
+        if let Some(v) = pins.max_inflight_msgs {
+            config.max_inflight_msgs = v;
+        }
+        if let Some(v) = pins.pre_vote {
+            config.pre_vote = v;
+        }
+        if let Some(v) = pins.check_quorum {
+            config.check_quorum = v;
+        }
         // Raft's timing requirement (§5.6): the broadcast time, a round trip
         // plus an fsync, well below the election timeout. A fifth of it for
         // the slowest one-way message leaves room for the round trip and the
@@ -501,6 +560,8 @@ mod tests {
             ..Options::default()
         };
         o.safety_ticks = 77;
+        o.pins.max_entries_bytes_per_msg = Some(1);
+        o.pins.check_quorum = Some(false);
         let args = o.to_args();
         let mut back = Options::default();
         let words: Vec<&str> = args.split(' ').collect();
