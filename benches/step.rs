@@ -323,7 +323,7 @@ fn per_kind(c: &mut Criterion) {
             let mut timed = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let k = left.min(1 << 20);
+                let k = left.min(1024);
                 left -= k;
                 timed += timed_chunk(&mut f, (0..k).map(|_| Input::Tick).collect());
                 // Hear from the leader again (untimed).
