@@ -312,8 +312,9 @@ impl Node {
             last_log: r.log.last_id(),
             persisted: r.log.stable,
             progress: r
-                .progress
+                .lead
                 .iter()
+                .flat_map(|l| l.progress.iter())
                 .map(|p| PeerProgress {
                     id: p.id,
                     match_index: p.match_index,
@@ -340,7 +341,7 @@ impl Node {
 
     /// The node leadership is being transferred to, while a transfer runs.
     pub fn transferring_to(&self) -> Option<NodeId> {
-        self.raft.lead_transferee
+        self.raft.lead.as_ref().and_then(|l| l.transferee)
     }
 
     /// How many proposals this node accepted and has not yet reported as

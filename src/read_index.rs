@@ -85,12 +85,6 @@ impl ReadQueue {
         }
         self.waiting.pop_front()
     }
-
-    /// Forgets rounds and reads: a new leadership starts from scratch.
-    pub fn reset(&mut self) {
-        debug_assert!(self.pending.is_empty() && self.waiting.is_empty());
-        self.round_ticks.clear();
-    }
 }
 
 #[cfg(test)]

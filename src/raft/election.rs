@@ -4,10 +4,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Raft, bug};
+use super::{LeaderState, Raft, bug};
 use crate::message::{Body, Entry, EntryKind};
 use crate::progress::Progress;
 use crate::quorum::{VoteResult, vote_result};
+use crate::read_index::ReadQueue;
 use crate::status::{DropReason, Role};
 use crate::types::{LogId, NodeId, Term};
 
@@ -105,7 +106,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         self.reset_randomized_timeout();
-        self.progress = Vec::new();
+        self.lead = None;
         self.votes = Vec::new();
     }
 
@@ -115,20 +116,24 @@ impl Raft {
         self.votes = Vec::new();
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
-        self.uncommitted_bytes = 0;
-        self.confirmed_round = self.reads.round;
-        self.round_wanted = false;
-        self.lease_forfeited = false;
         let next = self.log.last_index().next();
         let (max_msgs, max_bytes) = (
             self.cfg.max_inflight_msgs as usize,
             self.cfg.max_inflight_bytes,
         );
-        self.progress = self
-            .peers
-            .iter()
-            .map(|&p| Progress::new(p, next, max_msgs, max_bytes))
-            .collect();
+        self.lead = Some(alloc::boxed::Box::new(LeaderState {
+            progress: self
+                .peers
+                .iter()
+                .map(|&p| Progress::new(p, next, max_msgs, max_bytes))
+                .collect(),
+            uncommitted_bytes: 0,
+            transferee: None,
+            reads: ReadQueue::default(),
+            confirmed_round: 0,
+            round_wanted: false,
+            lease_forfeited: false,
+        }));
         // §5.4.2 and §8: a leader cannot count replicas of earlier terms'
         // entries, so it commits an entry of its own term at once.
         self.log.push(Entry {

@@ -36,8 +36,9 @@ pub(crate) struct Raft {
     pub role: Role,
     pub leader: Option<NodeId>,
     pub log: RaftLog,
-    /// Leader only: one per peer, in `peers` order. Empty otherwise.
-    pub progress: Vec<Progress>,
+    /// What only a leader keeps; `None` otherwise (boxed, so that the many
+    /// idle followers of a multi-raft process stay small).
+    pub lead: Option<alloc::boxed::Box<LeaderState>>,
     /// (Pre-)candidate only: each peer's answer, in `peers` order. Empty otherwise.
     votes: Vec<Option<bool>>,
     /// Ticks since the last sign of a leader (followers), since the election
@@ -60,22 +61,39 @@ pub(crate) struct Raft {
     /// handed out as committed, sorted by (index, term).
     proposals: VecDeque<LogId>,
     pub proposed: Option<Proposed>,
-    /// Leader only: bytes of own-term entries above the commit index.
-    uncommitted_bytes: u64,
-    /// Leader only: the node leadership is being handed to.
-    pub lead_transferee: Option<NodeId>,
-    reads: ReadQueue,
-    /// The highest heartbeat round a majority has answered (leader only).
-    confirmed_round: u64,
-    /// Reads are waiting for a round that has not been started yet.
-    round_wanted: bool,
-    /// This leadership sent a TimeoutNow: the target may win an election
-    /// that ignores leader stickiness at any moment, so no lease holds.
-    lease_forfeited: bool,
     pub read_states: Vec<ReadState>,
     #[cfg(feature = "sim")]
     pub bug: Option<crate::bugs::Bug>,
 }
+
+/// The state of one leadership.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    /// One per peer, in `peers` order.
+    pub progress: Vec<Progress>,
+    /// Bytes of own-term entries above the commit index.
+    pub uncommitted_bytes: u64,
+    /// The node leadership is being handed to.
+    pub transferee: Option<NodeId>,
+    pub reads: ReadQueue,
+    /// The highest heartbeat round a majority has answered.
+    pub confirmed_round: u64,
+    /// Reads are waiting for a round that has not been started yet.
+    pub round_wanted: bool,
+    /// This leadership sent a TimeoutNow: the target may win an election
+    /// that ignores leader stickiness at any moment, so no lease holds.
+    pub lease_forfeited: bool,
+}
+
+/// The leader state; only called where the role is known to be leader.
+macro_rules! ld {
+    ($s:expr) => {
+        $s.lead
+            .as_deref_mut()
+            .expect("leader state exists while leading")
+    };
+}
+pub(crate) use ld;
 
 /// Whether the node was told to commit `bug` (always false without `sim`).
 macro_rules! bug {
@@ -106,7 +124,7 @@ impl Raft {
             role: Role::Follower,
             leader: None,
             log,
-            progress: Vec::new(),
+            lead: None,
             votes: Vec::new(),
             election_elapsed: 0,
             randomized_timeout: 0,
@@ -120,12 +138,6 @@ impl Raft {
             dropped: DropCounters::default(),
             proposals: VecDeque::new(),
             proposed: None,
-            uncommitted_bytes: 0,
-            lead_transferee: None,
-            reads: ReadQueue::default(),
-            confirmed_round: 0,
-            round_wanted: false,
-            lease_forfeited: false,
             read_states: Vec::new(),
             #[cfg(feature = "sim")]
             bug: None,
@@ -294,23 +306,22 @@ impl Raft {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.id));
                 assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
-                assert_eq!(self.progress.len(), self.peers.len());
-                for p in &self.progress {
+                let ld = self.lead.as_deref().expect("a leader has leader state");
+                assert_eq!(ld.progress.len(), self.peers.len());
+                for p in &ld.progress {
                     assert!(p.match_index < p.next_index, "progress of {:?}", p.id);
                     assert!(p.match_index <= self.log.last_index());
-                    assert!(p.acked_round <= self.reads.round);
+                    assert!(p.acked_round <= ld.reads.round);
                 }
-                assert!(self.reads.len() <= self.cfg.max_pending_reads as usize);
+                assert!(ld.reads.len() <= self.cfg.max_pending_reads as usize);
             }
             Role::Candidate => {
                 assert_eq!(self.vote, Some(self.id));
                 assert!(self.leader.is_none());
-                assert!(self.progress.is_empty());
+                assert!(self.lead.is_none());
             }
             Role::PreCandidate | Role::Follower => {
-                assert!(self.progress.is_empty());
-                assert_eq!(self.reads.len(), 0, "reads outlive leadership");
-                assert!(self.lead_transferee.is_none());
+                assert!(self.lead.is_none(), "leader state outlives leadership");
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Linearizable reads (thesis §6.4: read index, leases, reads on followers)
 //! and leadership transfer (thesis §3.10).
 
-use super::Raft;
+use super::{Raft, ld};
 use crate::error::{Busy, Error, Misuse};
 use crate::message::Body;
 use crate::quorum::quorum_value;
@@ -23,7 +23,7 @@ impl Raft {
             };
         }
         let limit = self.cfg.max_pending_reads;
-        if self.reads.len() >= limit as usize {
+        if ld!(self).reads.len() >= limit as usize {
             return Err(Busy::PendingReads { limit }.into());
         }
         self.accept_read(ctx, None);
@@ -32,7 +32,8 @@ impl Raft {
 
     /// A read-index request a follower forwarded.
     pub(super) fn handle_forwarded_read(&mut self, from: NodeId, ctx: u64) {
-        if self.role != Role::Leader || self.reads.len() >= self.cfg.max_pending_reads as usize {
+        if self.role != Role::Leader || ld!(self).reads.len() >= self.cfg.max_pending_reads as usize
+        {
             return self.send(from, Body::ReadIndexResponse { ctx, index: None });
         }
         self.accept_read(ctx, Some(from));
@@ -42,7 +43,7 @@ impl Raft {
         if self.log.term_at(self.log.committed) != Some(self.term) {
             // Until an entry of our term commits, our commit index may be
             // behind what the previous leader committed (§8).
-            self.reads.waiting.push_back((ctx, from));
+            ld!(self).reads.waiting.push_back((ctx, from));
             return;
         }
         let index = self.log.committed;
@@ -52,13 +53,13 @@ impl Raft {
         // Coalesce: while one round is in flight, new reads wait for the
         // next, which starts when the current one is confirmed (or at the
         // next heartbeat). A round started before the read cannot confirm it.
-        let round = if self.confirmed_round >= self.reads.round {
+        let round = if ld!(self).confirmed_round >= ld!(self).reads.round {
             self.broadcast_heartbeat()
         } else {
-            self.round_wanted = true;
-            self.reads.round + 1
+            ld!(self).round_wanted = true;
+            ld!(self).reads.round + 1
         };
-        self.reads.push(PendingRead {
+        ld!(self).reads.push(PendingRead {
             ctx,
             from,
             index,
@@ -78,37 +79,43 @@ impl Raft {
     /// and those followers will not vote for anyone else before their own
     /// election timeout (CheckQuorum's stickiness).
     fn lease_valid(&self) -> bool {
-        if !(self.cfg.lease_reads && self.cfg.check_quorum) || self.lease_forfeited {
+        let Some(ld) = self.lead.as_deref() else {
+            return false;
+        };
+        if !(self.cfg.lease_reads && self.cfg.check_quorum) || ld.lease_forfeited {
             return false;
         }
         let lease =
             u64::from(self.cfg.election_timeout_ticks_min - self.cfg.lease_drift_margin_ticks);
-        self.reads
-            .tick_of(self.confirmed_round)
+        ld.reads
+            .tick_of(ld.confirmed_round)
             .is_some_and(|start| self.ticks < start + lease)
     }
 
     /// Recomputes the round a majority has answered and answers the reads it
     /// confirms.
     pub(super) fn confirm_reads(&mut self) {
-        let own = self.reads.round;
-        self.confirmed_round = quorum_value(
-            self.progress
+        let ld = ld!(self);
+        let own = ld.reads.round;
+        ld.confirmed_round = quorum_value(
+            ld.progress
                 .iter()
                 .map(|p| p.acked_round)
                 .chain(core::iter::once(own)),
         );
-        while let Some(r) = self.reads.pop_confirmed(self.confirmed_round) {
+        let confirmed = ld.confirmed_round;
+        while let Some(r) = ld!(self).reads.pop_confirmed(confirmed) {
             self.answer_read(r.ctx, r.from, Some(r.index));
         }
-        if self.round_wanted && self.confirmed_round >= self.reads.round {
+        let ld = ld!(self);
+        if ld.round_wanted && ld.confirmed_round >= ld.reads.round {
             self.broadcast_heartbeat();
         }
     }
 
     /// Serves the reads that waited for the first commit of this term.
     pub(super) fn release_waiting_reads(&mut self) {
-        while let Some((ctx, from)) = self.reads.waiting.pop_front() {
+        while let Some((ctx, from)) = ld!(self).reads.waiting.pop_front() {
             self.accept_read(ctx, from);
         }
     }
@@ -116,13 +123,9 @@ impl Raft {
     /// Leadership is lost: every read still waiting fails (so no client waits
     /// forever), and a transfer in progress is over.
     pub(super) fn end_leadership(&mut self) {
-        while let Some((ctx, from)) = self.reads.pop_any() {
+        while let Some((ctx, from)) = ld!(self).reads.pop_any() {
             self.answer_read(ctx, from, None);
         }
-        self.reads.reset();
-        self.round_wanted = false;
-        self.lead_transferee = None;
-        self.uncommitted_bytes = 0;
     }
 
     /// Starts handing leadership to `to`.
@@ -133,16 +136,16 @@ impl Raft {
             });
         }
         if to == self.id {
-            self.lead_transferee = None;
+            ld!(self).transferee = None;
             return Ok(());
         }
         let Some(i) = self.peer_pos(to) else {
             return Err(Misuse::TransferToNonVoter(to).into());
         };
-        if self.lead_transferee == Some(to) {
+        if ld!(self).transferee == Some(to) {
             return Ok(());
         }
-        self.lead_transferee = Some(to);
+        ld!(self).transferee = Some(to);
         // The transfer gets one election timeout to finish.
         self.election_elapsed = 0;
         if !self.maybe_send_timeout_now(i) {
@@ -155,12 +158,13 @@ impl Raft {
     /// ours, so it is sure to win. Returns whether it was told.
     pub(super) fn maybe_send_timeout_now(&mut self, i: usize) -> bool {
         let to = self.peers[i];
-        if self.lead_transferee != Some(to) || self.progress[i].match_index != self.log.last_index()
+        if ld!(self).transferee != Some(to)
+            || ld!(self).progress[i].match_index != self.log.last_index()
         {
             return false;
         }
         self.send(to, Body::TimeoutNow);
-        self.lease_forfeited = true;
+        ld!(self).lease_forfeited = true;
         true
     }
 }

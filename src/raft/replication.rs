@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::{Raft, bug};
+use super::{Raft, bug, ld};
 use crate::error::{Busy, Error};
 use crate::message::{AppendResponse, Body, Entry, EntryKind};
 use crate::quorum::{committed_index, majority};
@@ -24,8 +24,12 @@ impl Raft {
         if self.election_elapsed >= self.cfg.election_timeout_ticks_min {
             self.election_elapsed = 0;
             if self.cfg.check_quorum {
-                let active = 1 + self.progress.iter().filter(|p| p.recent_active).count();
-                for p in &mut self.progress {
+                let active = 1 + ld!(self)
+                    .progress
+                    .iter()
+                    .filter(|p| p.recent_active)
+                    .count();
+                for p in &mut ld!(self).progress {
                     p.recent_active = false;
                 }
                 if active < majority(self.voters()) {
@@ -38,7 +42,7 @@ impl Raft {
             }
             // A transfer that has not finished within an election timeout
             // has failed; take proposals again.
-            self.lead_transferee = None;
+            ld!(self).transferee = None;
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;
@@ -48,12 +52,12 @@ impl Raft {
 
     /// Sends every follower a heartbeat of a new round. Returns the round.
     pub(super) fn broadcast_heartbeat(&mut self) -> u64 {
-        let round = self.reads.start_round(self.ticks);
-        self.round_wanted = false;
+        let round = ld!(self).reads.start_round(self.ticks);
+        ld!(self).round_wanted = false;
         for i in 0..self.peers.len() {
             // Never beyond what the follower is known to hold, so it can
             // adopt the value without checking its log.
-            let commit = self.progress[i].match_index.min(self.log.committed);
+            let commit = ld!(self).progress[i].match_index.min(self.log.committed);
             let to = self.peers[i];
             self.send(to, Body::Heartbeat { commit, round });
         }
@@ -64,20 +68,20 @@ impl Raft {
     /// transfer runs and past the uncommitted-bytes budget.
     pub(super) fn append_commands(&mut self, data: Commands) -> Result<Proposed, Error> {
         debug_assert_eq!(self.role, Role::Leader);
-        if let Some(to) = self.lead_transferee {
+        if let Some(to) = ld!(self).transferee {
             return Err(Busy::LeadershipTransfer { to }.into());
         }
         let bytes: u64 = data.iter().map(|d| 24 + d.len() as u64).sum();
         let limit = self.cfg.max_uncommitted_bytes;
         // One proposal always fits when nothing is pending, however large.
-        if self.uncommitted_bytes > 0 && self.uncommitted_bytes + bytes > limit {
+        if ld!(self).uncommitted_bytes > 0 && ld!(self).uncommitted_bytes + bytes > limit {
             return Err(Busy::UncommittedBytes {
-                held: self.uncommitted_bytes,
+                held: ld!(self).uncommitted_bytes,
                 limit,
             }
             .into());
         }
-        self.uncommitted_bytes += bytes;
+        ld!(self).uncommitted_bytes += bytes;
         let term = self.term;
         let first = self.log.last_index().next();
         for d in data {
@@ -164,7 +168,7 @@ impl Raft {
             return;
         }
         if let Some(i) = self.peer_pos(peer) {
-            let pr = &mut self.progress[i];
+            let pr = &mut ld!(self).progress[i];
             if pr.state == ProgressState::Replicate {
                 pr.become_probe();
             }
@@ -183,7 +187,7 @@ impl Raft {
     /// Sends one AppendEntries to peer `i` if its progress allows. Returns
     /// whether one was sent.
     pub(super) fn send_append(&mut self, i: usize, send_if_empty: bool) -> bool {
-        let pr = &self.progress[i];
+        let pr = &ld!(self).progress[i];
         if pr.is_paused() {
             return false;
         }
@@ -201,7 +205,7 @@ impl Raft {
             .log
             .slice(next, last, self.cfg.max_entries_bytes_per_msg);
         let bytes = entries.iter().map(Entry::size_bytes).sum();
-        let pr = &mut self.progress[i];
+        let pr = &mut ld!(self).progress[i];
         pr.sent(entries.last().map(|e| e.index), bytes);
         let to = pr.id;
         let commit = self.log.committed;
@@ -222,7 +226,8 @@ impl Raft {
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let own = self.log.stable;
         let idx = committed_index(
-            self.progress
+            ld!(self)
+                .progress
                 .iter()
                 .map(|p| p.match_index)
                 .chain(core::iter::once(own)),
@@ -234,7 +239,7 @@ impl Raft {
         let freed = self
             .log
             .bytes_of_term(self.log.committed.next(), idx, self.term);
-        self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
+        ld!(self).uncommitted_bytes = ld!(self).uncommitted_bytes.saturating_sub(freed);
         self.log.committed = idx;
         if own_term {
             // The first commit of our term makes our commit index at least
@@ -248,13 +253,13 @@ impl Raft {
         if self.role != Role::Leader {
             return self.drop_msg(DropReason::Stale);
         }
-        self.progress[i].recent_active = true;
+        ld!(self).progress[i].recent_active = true;
         match r {
             AppendResponse::Success { match_index } => {
                 if match_index > self.log.last_index() {
                     return self.drop_msg(DropReason::Malformed);
                 }
-                let pr = &mut self.progress[i];
+                let pr = &mut ld!(self).progress[i];
                 let was_probe = pr.state == ProgressState::Probe;
                 let confirms = match_index == pr.match_index;
                 let updated = pr.maybe_update(match_index);
@@ -281,7 +286,7 @@ impl Raft {
                 } else {
                     hint.index
                 };
-                if self.progress[i].maybe_decr_to(rejected, to) {
+                if ld!(self).progress[i].maybe_decr_to(rejected, to) {
                     self.send_append(i, true);
                 } else {
                     self.drop_msg(DropReason::Stale);
@@ -294,10 +299,10 @@ impl Raft {
         if self.role != Role::Leader {
             return self.drop_msg(DropReason::Stale);
         }
-        if round > self.reads.round {
+        if round > ld!(self).reads.round {
             return self.drop_msg(DropReason::Malformed);
         }
-        let pr = &mut self.progress[i];
+        let pr = &mut ld!(self).progress[i];
         pr.recent_active = true;
         pr.acked_round = pr.acked_round.max(round);
         pr.on_heartbeat_response();
