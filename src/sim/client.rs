@@ -28,7 +28,8 @@ pub(crate) enum Reply {
     Refused(Option<NodeId>),
     /// Proposed, then overwritten: it will never commit.
     Lost,
-    /// Applied; the answer, and the entry that carried it.
+    /// Applied; the answer, and the entry that carried it (`LogId::ZERO`
+    /// for a read served through `ReadIndex`).
     Done { answer: Option<u64>, at: LogId },
 }
 

@@ -14,6 +14,7 @@ use super::check::{Check, Fail, Safety, chain, fail};
 use super::client::{Reply, Workload};
 use super::host::{CrashPoint, Host, Request, Seen, Write};
 use super::kv::{Applied, Command};
+use super::linearizability::Op;
 use super::options::{BugTarget, Plan, TICK_US};
 use super::rng::Rng;
 use super::trace::{MsgSum, Rec, Trace};
@@ -110,6 +111,7 @@ pub struct Cluster {
     link_last: Vec<Vec<u64>>,
     partition_epoch: u64,
     partitioned: bool,
+    next_read_ctx: u64,
     pub(crate) safety: Safety,
     pub(crate) trace: Trace,
     net_rng: Rng,
@@ -152,6 +154,7 @@ impl Cluster {
             link_last: vec![vec![0; n]; n],
             partition_epoch: 0,
             partitioned: false,
+            next_read_ctx: 0,
             safety: Safety::default(),
             trace: Trace::new(trace_events),
             net_rng: Rng::derive(seed, 1),
@@ -416,7 +419,8 @@ impl Cluster {
             }
             // 1. Persist: into the volatile buffer (and the host's view).
             let has_writes = !ready.entries().is_empty() || ready.hard_state().is_some();
-            let entries = ready.take_entries();
+            // Collected, so this compiles whatever collection `take_entries` returns.
+            let entries: Vec<Entry> = ready.take_entries().into_iter().collect();
             if let Some(first) = entries.first() {
                 let at = first.index;
                 self.write_view(n, &entries)?;
@@ -443,11 +447,22 @@ impl Cluster {
                     self.reply(client, seq, attempt, Reply::Lost);
                 }
             }
-            let committed = ready.take_committed();
+            let committed: Vec<Entry> = ready.take_committed().into_iter().collect();
             self.apply(n, committed)?;
-            // Reads go through the log for now. When `Input::ReadIndex` is
-            // used, its answers (`Ready::read_states`) are served here, once
-            // the state machine has applied up to the index they name.
+            // Read-index answers: serve each read once the state machine has
+            // applied up to the index it names (at once if it already has).
+            for rs in ready.read_states() {
+                let Some((client, seq, attempt, key)) = self.hosts[n].reads.remove(&rs.ctx) else {
+                    continue;
+                };
+                match rs.index {
+                    Some(index) => self.hosts[n]
+                        .confirmed_reads
+                        .push((index, client, seq, attempt, key)),
+                    None => self.reply(client, seq, attempt, Reply::Refused(None)),
+                }
+            }
+            self.serve_reads(n);
             if self.crash_point(n, CrashPoint::AfterApply)? {
                 return Ok(());
             }
@@ -682,6 +697,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// Answers the confirmed reads whose index the state machine has reached.
+    fn serve_reads(&mut self, n: usize) {
+        let host = &mut self.hosts[n];
+        if host.confirmed_reads.is_empty() {
+            return;
+        }
+        let applied = host.kv.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut host.confirmed_reads)
+            .into_iter()
+            .partition(|r| r.0 <= applied);
+        host.confirmed_reads = waiting;
+        for (_, client, seq, attempt, key) in ready {
+            let answer = self.hosts[n].kv.get(key);
+            self.reply(
+                client,
+                seq,
+                attempt,
+                Reply::Done {
+                    answer,
+                    at: LogId::ZERO,
+                },
+            );
+        }
+    }
+
     // ---- client requests at a host ------------------------------------------
 
     fn client_arrive(&mut self, n: usize, req: Request) -> Result<Option<usize>, Fail> {
@@ -689,6 +729,14 @@ impl Cluster {
             self.trace_attempt(&req, n, "refused: node down");
             self.reply(req.client, req.seq, req.attempt, Reply::Refused(None));
             return Ok(None);
+        }
+        if self.plan.read_index
+            && let Some(Command {
+                op: Op::Read { key },
+                ..
+            }) = Command::decode(&req.cmd)
+        {
+            return self.read_index(n, req, key);
         }
         if self.plan.batching {
             let host = &mut self.hosts[n];
@@ -702,6 +750,35 @@ impl Cluster {
         }
         self.propose(n, vec![req])?;
         Ok(Some(n))
+    }
+
+    /// A linearizable read through `Input::ReadIndex` instead of the log.
+    fn read_index(&mut self, n: usize, req: Request, key: u64) -> Result<Option<usize>, Fail> {
+        self.next_read_ctx += 1;
+        let ctx = self.next_read_ctx;
+        let Some(node) = self.hosts[n].node.as_mut() else {
+            return Ok(None);
+        };
+        match node.step(Input::ReadIndex(ctx)) {
+            Ok(ready) => {
+                self.hosts[n]
+                    .reads
+                    .insert(ctx, (req.client, req.seq, req.attempt, key));
+                self.trace_attempt(&req, n, "read index asked");
+                self.reply(req.client, req.seq, req.attempt, Reply::Accepted);
+                self.process(n, ready)?;
+                Ok(Some(n))
+            }
+            Err(e) => {
+                let hint = match e {
+                    Error::NotLeader { leader } => leader,
+                    _ => None,
+                };
+                self.trace_attempt(&req, n, "read index refused");
+                self.reply(req.client, req.seq, req.attempt, Reply::Refused(hint));
+                Ok(None)
+            }
+        }
     }
 
     fn trace_attempt(&mut self, req: &Request, n: usize, answer: &'static str) {

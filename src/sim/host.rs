@@ -161,6 +161,11 @@ pub(crate) struct Host {
     pub proposals: BTreeMap<(Index, Term), (usize, u64, u32)>,
     /// Requests accepted here whose result this host owes the client.
     pub waiting: BTreeMap<(usize, u64), u32>,
+    /// Read-index requests sent by this host, by context: client, seq,
+    /// attempt, key.
+    pub reads: BTreeMap<u64, (usize, u64, u32, u64)>,
+    /// Confirmed reads waiting for the state machine to reach their index.
+    pub confirmed_reads: Vec<(Index, usize, u64, u32, u64)>,
     /// Requests waiting to be proposed as one batch.
     pub inbox: Vec<Request>,
     pub flush_scheduled: bool,
@@ -187,6 +192,8 @@ impl Host {
             armed: None,
             proposals: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed_reads: Vec::new(),
             inbox: Vec::new(),
             flush_scheduled: false,
             seen: Seen {
@@ -243,6 +250,8 @@ impl Host {
         self.armed = None;
         self.proposals.clear();
         self.waiting.clear();
+        self.reads.clear();
+        self.confirmed_reads.clear();
         self.inbox.clear();
         self.flush_scheduled = false;
         Ok((kept, total - kept))

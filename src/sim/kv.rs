@@ -78,6 +78,11 @@ pub(crate) struct Kv {
 }
 
 impl Kv {
+    /// The value of `key`, for a read served outside the log.
+    pub fn get(&self, key: u64) -> Option<u64> {
+        self.data.get(&key).copied()
+    }
+
     pub fn apply(&mut self, c: &Command) -> Applied {
         if let Some(&(seq, answer)) = self.sessions.get(&c.client) {
             if c.seq == seq {

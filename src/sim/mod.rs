@@ -23,9 +23,11 @@
 //! persisting, after sending, after applying, after the fsync but before
 //! `advance`); slow fsyncs; nodes ticking at different rates.
 //!
-//! Clients read and write keys through the log, retry through leader
-//! changes and give up after a deadline (see [`linearizability`] for how their
-//! history is judged).
+//! Clients write keys through the log and read them either through the log
+//! (a proposed read command) or with `Input::ReadIndex` (with CheckQuorum,
+//! sometimes as lease reads), drawn per seed; they retry through leader
+//! changes and give up after a deadline (see [`linearizability`] for how
+//! their history is judged).
 //!
 //! A run has two phases:
 //!

@@ -202,6 +202,10 @@ pub struct Options {
     pub swarm: bool,
     /// A deliberate bug to inject.
     pub bug: Option<BugInjection>,
+    /// Whether reads may use `Input::ReadIndex` (and, with CheckQuorum,
+    /// lease reads): drawn per seed, half of the runs. When false every read
+    /// goes through the log as a proposed command.
+    pub read_index: bool,
     /// Node settings to pin instead of drawing them per seed.
     pub pins: Pins,
     /// How many of the last events a failure report shows.
@@ -223,6 +227,7 @@ impl Default for Options {
             faults: FaultSwitches::ALL,
             swarm: true,
             bug: None,
+            read_index: true,
             pins: Pins::default(),
             trace_events: 120,
             linearizability_budget: super::linearizability::DEFAULT_BUDGET_PER_KEY,
@@ -259,6 +264,9 @@ impl Options {
         }
         if !self.swarm {
             out.push("--no-swarm".into());
+        }
+        if !self.read_index {
+            out.push("--log-reads".into());
         }
         if let Some(b) = self.bug {
             let t = match b.target {
@@ -329,6 +337,7 @@ impl Options {
             "--convergence-ticks" => self.convergence_ticks = num(flag, value)?,
             "--faults" => self.faults = FaultSwitches::parse(need(flag, value)?)?,
             "--no-swarm" => self.swarm = false,
+            "--log-reads" => self.read_index = false,
             "--max-entries-bytes" => {
                 self.pins.max_entries_bytes_per_msg = Some(num(flag, value)?.max(1));
             }
@@ -400,6 +409,8 @@ pub struct Plan {
     pub report_unreachable: bool,
     /// Whether hosts batch client requests into one `ProposeBatch`.
     pub batching: bool,
+    /// Whether reads use `Input::ReadIndex` instead of the log.
+    pub read_index: bool,
     /// The node settings (id, voters and seed are set per node).
     pub config: Config,
     /// The bug injected, if any.
@@ -435,6 +446,7 @@ impl Plan {
             slow_fsync_us: (0, 0),
             report_unreachable: false,
             batching: false,
+            read_index: false,
             config,
             bug: None,
         }
@@ -492,6 +504,14 @@ impl Plan {
         if let Some(v) = pins.check_quorum {
             config.check_quorum = v;
         }
+        let read_index = options.read_index && rng.coin();
+        if read_index && config.check_quorum && rng.coin() {
+            config.lease_reads = true;
+            // A lease is safe while no follower's ticks outrun the leader's
+            // by more than the margin over an election timeout: with tick
+            // rates up to ±10% apart, a quarter of the timeout covers it.
+            config.lease_drift_margin_ticks = config.election_timeout_ticks_min / 4 + 1;
+        }
         // Raft's timing requirement (§5.6): the broadcast time, a round trip
         // plus an fsync, well below the election timeout. A fifth of it for
         // the slowest one-way message leaves room for the round trip and the
@@ -518,6 +538,7 @@ impl Plan {
             slow_fsync_us: (2 * TICK_US, rng.range(5, 40) * TICK_US),
             report_unreachable: rng.coin(),
             batching: rng.coin(),
+            read_index,
             config,
             bug: options.bug,
         }
@@ -549,6 +570,7 @@ mod tests {
     #[test]
     fn flags_round_trip() {
         let mut o = Options {
+            read_index: false,
             nodes_min: 3,
             nodes_max: 5,
             faults: FaultSwitches::parse("loss,crashes").unwrap(),
@@ -567,7 +589,7 @@ mod tests {
         let words: Vec<&str> = args.split(' ').collect();
         let mut i = 0;
         while i < words.len() {
-            let takes_value = words[i] != "--no-swarm";
+            let takes_value = !matches!(words[i], "--no-swarm" | "--log-reads");
             let value = takes_value.then(|| words[i + 1]);
             assert!(back.set_flag(words[i], value).unwrap(), "{}", words[i]);
             i += if takes_value { 2 } else { 1 };
