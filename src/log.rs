@@ -9,6 +9,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::message::Entry;
+use crate::ready::Entries;
 use crate::types::{Index, LogId, Term};
 
 /// The log of one node.
@@ -104,22 +105,31 @@ impl RaftLog {
 
     /// Clones entries `lo..=hi` (clamped to the log), stopping once
     /// `max_bytes` is reached but always taking at least one.
-    pub fn slice(&self, lo: Index, hi: Index, max_bytes: u64) -> Vec<Entry> {
+    pub fn slice<C: Default + Extend<Entry>>(&self, lo: Index, hi: Index, max_bytes: u64) -> C {
+        let mut out = C::default();
         let hi = hi.min(self.last_index());
         let (Some(a), true) = (self.pos(lo), lo <= hi) else {
-            return Vec::new();
+            return out;
         };
         let n = (hi.0 - lo.0 + 1) as usize;
-        let mut out = Vec::with_capacity(n.min(1024));
         let mut bytes = 0u64;
+        let mut taken = 0;
         for e in self.entries.range(a..a + n) {
             bytes += e.size_bytes();
-            if !out.is_empty() && bytes > max_bytes {
+            if taken > 0 && bytes > max_bytes {
                 break;
             }
-            out.push(e.clone());
+            taken += 1;
         }
+        out.extend(self.entries.range(a..a + taken).cloned());
         out
+    }
+
+    /// Whether there is nothing new for the host: no entry to persist and no
+    /// committed entry to apply.
+    #[inline]
+    pub fn is_quiet(&self) -> bool {
+        self.emitted >= self.last_index() && self.handed >= self.committed.min(self.stable)
     }
 
     /// The bytes of the entries `lo..=hi` whose term is `term`.
@@ -138,24 +148,24 @@ impl RaftLog {
     }
 
     /// The entries not yet handed to the host to persist.
-    pub fn take_unemitted(&mut self) -> Vec<Entry> {
+    pub fn take_unemitted(&mut self) -> Entries {
         let last = self.last_index();
         if self.emitted >= last {
-            return Vec::new();
+            return Entries::new();
         }
-        let out = self.slice(self.emitted.next(), last, u64::MAX);
+        let out: Entries = self.slice(self.emitted.next(), last, u64::MAX);
         self.emitted = last;
         out
     }
 
     /// The committed, durable entries not yet handed to the host to apply, up
     /// to `max_bytes` (at least one).
-    pub fn take_committed(&mut self, max_bytes: u64) -> Vec<Entry> {
+    pub fn take_committed(&mut self, max_bytes: u64) -> Entries {
         let hi = self.committed.min(self.stable);
         if self.handed >= hi {
-            return Vec::new();
+            return Entries::new();
         }
-        let out = self.slice(self.handed.next(), hi, max_bytes);
+        let out: Entries = self.slice(self.handed.next(), hi, max_bytes);
         if let Some(e) = out.last() {
             self.handed = e.index;
         }
@@ -227,7 +237,7 @@ mod tests {
         assert_eq!(l.last_index(), Index(2));
         assert_eq!(l.stable, Index(2));
         l.push(ent(3, 3));
-        assert_eq!(l.take_unemitted(), alloc::vec![ent(3, 3)]);
+        assert_eq!(l.take_unemitted().to_vec(), alloc::vec![ent(3, 3)]);
         l.check_invariants();
     }
 
@@ -257,15 +267,16 @@ mod tests {
         let c = l.take_committed(u64::MAX);
         assert_eq!(c.len(), 2, "only the durable prefix is handed out");
         l.stable = Index(3);
-        assert_eq!(l.take_committed(u64::MAX), alloc::vec![ent(1, 3)]);
+        assert_eq!(l.take_committed(u64::MAX).to_vec(), alloc::vec![ent(1, 3)]);
         assert!(l.take_committed(u64::MAX).is_empty(), "each entry once");
     }
 
     #[test]
     fn slice_respects_the_byte_limit_but_takes_one() {
         let l = log_of(&[1, 1, 1]);
-        assert_eq!(l.slice(Index(1), Index(3), 1).len(), 1);
-        assert_eq!(l.slice(Index(1), Index(3), 48).len(), 2);
-        assert_eq!(l.slice(Index(4), Index(3), 48).len(), 0);
+        let len = |lo, hi, max| l.slice::<Vec<Entry>>(Index(lo), Index(hi), max).len();
+        assert_eq!(len(1, 3, 1), 1);
+        assert_eq!(len(1, 3, 48), 2);
+        assert_eq!(len(4, 3, 48), 0);
     }
 }

@@ -201,7 +201,7 @@ impl Raft {
             debug_assert!(false, "next index {next:?} beyond the log");
             return false;
         };
-        let entries = self
+        let entries: Vec<Entry> = self
             .log
             .slice(next, last, self.cfg.max_entries_bytes_per_msg);
         let bytes = entries.iter().map(Entry::size_bytes).sum();
