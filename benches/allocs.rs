@@ -71,22 +71,44 @@ fn counted(c: &mut Cluster, i: usize, input: Input, label: &'static str, table: 
     row.handle += t2.since(t1).calls();
 }
 
+/// How the client makes its payloads.
+#[derive(Clone, Copy, PartialEq)]
+enum Payloads {
+    /// Each one a fresh `Bytes::from(vec)`: one allocation for the vector,
+    /// and one more for the shared header `bytes` adds on the first clone.
+    Owned,
+    /// Sliced out of one buffer per round, as a server that reads requests
+    /// into a buffer and splits them off does: two allocations per round.
+    Sliced,
+}
+
+fn make_payloads(mode: Payloads, n: usize, seed: u8) -> Vec<Bytes> {
+    match mode {
+        Payloads::Owned => payloads(n, SIZE, seed),
+        Payloads::Sliced => {
+            let all = Bytes::from(vec![seed; n * SIZE]);
+            (0..n)
+                .map(|i| all.slice(i * SIZE..(i + 1) * SIZE))
+                .collect()
+        }
+    }
+}
+
 /// One round, like `Cluster::round`, with every input counted.
-fn round(c: &mut Cluster, n: usize, seed: u8, table: &mut Table) {
+fn round(c: &mut Cluster, n: usize, seed: u8, mode: Payloads, table: &mut Table) {
     let t0 = counts();
     // One payload goes in a `Propose` as is; more go in a `ProposeBatch`,
     // whose vector is part of the input.
     let (input, label) = if n == 1 {
+        // One payload per round: sliced or not, it is one buffer.
         let data = Bytes::from(vec![seed; SIZE]);
         (Input::Propose(data), "leader    Propose")
     } else {
-        let batch = payloads(n, SIZE, seed);
+        let batch = make_payloads(mode, n, seed);
         (Input::ProposeBatch(batch), "leader    ProposeBatch")
     };
     let made = counts().since(t0).calls();
-    let row = table
-        .entry("(client)  payloads, Bytes::from(vec)")
-        .or_default();
+    let row = table.entry("(client)  payloads").or_default();
     row.inputs += n as u64;
     row.step += made;
     let last = c.hosts[0].log.len() as u64 + n as u64;
@@ -105,18 +127,36 @@ fn round(c: &mut Cluster, n: usize, seed: u8, table: &mut Table) {
 }
 
 fn main() {
-    println!("zaft: heap allocations per committed entry, 3 nodes, {SIZE}-byte entries");
-    println!(
-        "(allocator calls = alloc + realloc; whole process: 3 nodes, their hosts, payloads)\n"
-    );
     let mut summary = Vec::new();
+    for (mode, name) in [
+        (Payloads::Owned, "each payload a fresh Bytes::from(vec)"),
+        (
+            Payloads::Sliced,
+            "payloads sliced from one buffer per round",
+        ),
+    ] {
+        println!(
+            "zaft: heap allocations per committed entry, 3 nodes, {SIZE}-byte entries, {name}"
+        );
+        println!(
+            "(allocator calls = alloc + realloc; whole process: 3 nodes, their hosts, payloads)\n"
+        );
+        measure(mode, name, &mut summary);
+    }
+    println!("summary (allocator calls per committed entry):");
+    for (name, n, per) in summary {
+        println!("  {name:<42} rounds of {n:>4}: {per:.2}");
+    }
+}
+
+fn measure(mode: Payloads, name: &'static str, summary: &mut Vec<(&'static str, usize, f64)>) {
     for n in [1024usize, 64, 1] {
         let mut c = Cluster::new(3);
         let mut table = Table::new();
         // Warm up: the queues reach their steady capacity, the leader streams
         // to both followers, and the table has all its rows.
         for s in 0..(4096 / n).max(8) {
-            round(&mut c, n, s as u8, &mut table);
+            round(&mut c, n, s as u8, mode, &mut table);
         }
         for row in table.values_mut() {
             *row = Row::default();
@@ -124,7 +164,7 @@ fn main() {
         let rounds = ENTRIES / n;
         let t0 = counts();
         for s in 0..rounds {
-            round(&mut c, n, s as u8, &mut table);
+            round(&mut c, n, s as u8, mode, &mut table);
         }
         let total: Counts = counts().since(t0);
         let entries = (rounds * n) as f64;
@@ -151,10 +191,6 @@ fn main() {
             );
         }
         println!();
-        summary.push((n, total.calls() as f64 / entries));
-    }
-    println!("summary (allocator calls per committed entry):");
-    for (n, per) in summary {
-        println!("  rounds of {n:>4}: {per:.2}");
+        summary.push((name, n, total.calls() as f64 / entries));
     }
 }

@@ -371,19 +371,26 @@ fn heartbeat_all(groups: &mut [Node]) {
 }
 
 /// Prints the memory of an idle follower group: bytes live after creating
-/// 10,000 followers and stepping each one heartbeat, divided by 10,000.
+/// 10,000 followers, stepping each one heartbeat and one tick (idle groups
+/// tick), divided by 10,000.
 fn idle_group_memory() {
     let before = counts();
     let mut groups = idle_followers();
     let created = counts();
     heartbeat_all(&mut groups);
+    let heard = counts();
+    for n in &mut groups {
+        black_box(n.tick());
+    }
     let after = counts();
     let per = |x: usize| x as f64 / GROUPS as f64;
     println!(
         "idle follower group memory ({GROUPS} groups, 3 members each): \
-         {:.0} bytes/group after one heartbeat ({:.0} after Node::new; \
-         size_of::<Node>() = {} of it inline; {:.1} allocator calls/group to create)",
+         {:.0} bytes/group after a heartbeat and a tick ({:.0} right after the heartbeat; \
+         {:.0} after Node::new; size_of::<Node>() = {} of it inline; \
+         {:.1} allocator calls/group to create)",
         per(after.live - before.live),
+        per(heard.live - before.live),
         per(created.live - before.live),
         std::mem::size_of::<Node>(),
         created.since(before).calls() as f64 / GROUPS as f64,
@@ -397,7 +404,25 @@ fn groups(c: &mut Criterion) {
     let mut since_heard = 0;
     let mut g = c.benchmark_group("groups");
     g.throughput(Throughput::Elements(GROUPS as u64));
-    g.bench_function("Tick 10k idle followers", |b| {
+    g.bench_function("Node::tick, 10k idle followers", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                if since_heard == 8 {
+                    heartbeat_all(&mut all);
+                    since_heard = 0;
+                }
+                since_heard += 1;
+                let start = Instant::now();
+                for n in &mut all {
+                    black_box(n.tick());
+                }
+                timed += start.elapsed();
+            }
+            timed
+        })
+    });
+    g.bench_function("step(Input::Tick), 10k idle followers", |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {

@@ -188,6 +188,7 @@ impl RaftLog {
     }
 
     /// Panics if an invariant is broken. Called after every input in debug builds.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub fn check_invariants(&self) {
         let last = self.last_index();
         let mut prev = self.offset;

@@ -23,15 +23,18 @@ pub(crate) fn committed_index(matches: impl Iterator<Item = Index>) -> Index {
 /// The largest value that at least a majority of voters have reached, given
 /// one value per voter (in any order); the default for no voters.
 pub(crate) fn quorum_value<T: Copy + Ord + Default>(values: impl Iterator<Item = T>) -> T {
-    let mut m: SmallVec<[T; 9]> = values.collect();
+    let mut m: SmallVec<[T; 9]> = SmallVec::new();
+    // Insertion sort while collecting: clusters are small, and this is on
+    // the path of every acknowledgement.
+    for v in values {
+        let at = m.partition_point(|x| *x <= v);
+        m.insert(at, v);
+    }
     if m.is_empty() {
         return T::default();
     }
-    let q = majority(m.len());
     // The q-th largest value: at least q voters hold it.
-    let k = m.len() - q;
-    let (_, v, _) = m.select_nth_unstable(k);
-    *v
+    m[m.len() - majority(m.len())]
 }
 
 /// The outcome of an election so far.

@@ -295,6 +295,7 @@ impl Raft {
     }
 
     /// Panics if an invariant is broken. Run after every input in debug builds.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub fn check_invariants(&self) {
         self.log.check_invariants();
         assert!(self.durable_term <= self.term, "durable term ahead of term");

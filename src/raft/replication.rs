@@ -269,7 +269,9 @@ impl Raft {
                 if was_probe {
                     pr.become_replicate();
                 }
-                if updated && self.maybe_commit() {
+                // An acknowledgement at or below the commit index cannot
+                // move it.
+                if updated && match_index > self.log.committed && self.maybe_commit() {
                     self.broadcast_append(true);
                 }
                 while self.send_append(i, false) {}
