@@ -125,6 +125,13 @@ impl RaftLog {
         out
     }
 
+    /// The commit index as far as our own log is durable: what the hard
+    /// state may claim.
+    #[inline]
+    pub fn durable_commit(&self) -> Index {
+        self.committed.min(self.stable)
+    }
+
     /// Whether there is nothing new for the host: no entry to persist and no
     /// committed entry to apply.
     #[inline]

@@ -60,7 +60,9 @@ pub struct HardState {
     pub term: Term,
     /// The candidate this node voted for in `term`, if any.
     pub vote: Option<NodeId>,
-    /// The highest index known to be committed.
+    /// The highest index known to be committed whose entry was already durable
+    /// in this node's log when the hard state was produced, so a restart can
+    /// trust it even if the hard state outlived the entries written with it.
     pub commit: Index,
 }
 

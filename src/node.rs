@@ -246,7 +246,10 @@ impl Node {
         let hs = HardState {
             term: raft.term,
             vote: raft.vote,
-            commit: raft.log.committed,
+            // Never beyond our durable log: a crash may keep this hard state
+            // but lose the entries written with it (two files, one fsync),
+            // and a restart trusts the commit index it finds.
+            commit: raft.log.durable_commit(),
         };
         let hard_state = (hs != self.emitted_hs).then_some(hs);
         let vote_changed = hard_state
@@ -300,7 +303,7 @@ impl Node {
             && r.log.is_quiet()
             && r.term == self.emitted_hs.term
             && r.vote == self.emitted_hs.vote
-            && r.log.committed == self.emitted_hs.commit
+            && r.log.durable_commit() == self.emitted_hs.commit
     }
 
     /// Frees the buffers of the durability bookkeeping once they are empty.

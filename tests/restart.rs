@@ -581,3 +581,56 @@ fn follower_that_crashes_before_advance_is_caught_up_after_restart() {
     assert!(c.has_applied(2, "x"));
     assert_eq!(c.node(2).status().persisted, Index(p.last.get()));
 }
+
+/// The hard state and the entries of one Ready may reach the disk separately
+/// (two files, one fsync): a crash can keep the hard state and lose the
+/// entries. The commit index a restart then trusts must not cover an older
+/// entry still on disk at that index.
+#[test]
+fn hard_state_outliving_its_entries_never_commits_the_old_entry() {
+    use zaft::{Config, Node, Restored};
+    let voters = [NodeId(1), NodeId(2), NodeId(3)];
+    let old = log_of(&[1, 1]);
+    let mut node = Node::new(Config::new(NodeId(2), voters), restored(1, old.clone())).unwrap();
+    // The leader of term 2 overwrites index 2 and says index 2 is committed.
+    let ready = node
+        .step(Input::Message(append(
+            1,
+            2,
+            2,
+            lid(1, 1),
+            vec![ent(2, 2)],
+            2,
+        )))
+        .unwrap();
+    let hs = *ready.hard_state().expect("the term changed");
+    assert_eq!(ready.entries().to_vec(), vec![ent(2, 2)]);
+    assert!(
+        hs.commit <= Index(1),
+        "the hard state claims {:?} committed before entry 2@2 is durable",
+        hs.commit
+    );
+    // Power cut: the hard state made it, the entries did not.
+    let disk = Restored {
+        hard_state: hs,
+        entries: old,
+        applied: Index(0),
+    };
+    let mut restarted = Node::new(Config::new(NodeId(2), voters), disk).unwrap();
+    let after_restart = restarted.step(Input::Tick).unwrap();
+    assert!(
+        after_restart
+            .committed()
+            .iter()
+            .all(|e| e.id() != lid(1, 2)),
+        "the overwritten entry 1@2 was handed out as committed"
+    );
+    // Without the crash, the hard state's commit catches up once the entry
+    // is durable.
+    let follow_up = node.advance(ready.id()).unwrap();
+    assert_eq!(follow_up.hard_state().map(|h| h.commit), Some(Index(2)));
+    assert_eq!(
+        follow_up.committed().last().map(|e| e.id()),
+        Some(lid(2, 2))
+    );
+}
