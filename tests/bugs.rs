@@ -54,7 +54,7 @@ fn hunt(bug: Bug) -> Hunt {
             o.pins.pre_vote = Some(false);
             o.faults = FaultSwitches::parse("crashes,partitions,delay-spikes,clock-skew").unwrap();
             o.swarm = false;
-            budget = 1_500;
+            budget = 2_500;
         }
         Bug::TruncateOnStaleAppend => {
             o.nodes_min = 3;
