@@ -84,7 +84,7 @@ fn measure(min: u32, max: u32, trials: usize, panel: usize, seed: u64) -> Result
         let Some((old, term)) = cluster.leader() else {
             continue;
         };
-        cluster.crash(old);
+        cluster.crash(old).map_err(|f| f.to_string())?;
         let crashed_at = cluster.now_us();
         let until = crashed_at + GIVE_UP_MS * TICK_US;
         let elected = cluster

@@ -217,11 +217,16 @@ impl Cluster {
             .map_err(|f| self.failure(f, seed, None))
     }
 
-    /// Crashes node `id` now (a power cut: writes not yet fsynced are lost).
-    pub fn crash(&mut self, id: NodeId) {
-        if let Some(n) = self.index_of(id) {
-            // Only fails on a broken disk invariant, which the next check reports.
-            let _ = self.crash_now(n, "by hand");
+    /// Crashes node `id` now (a power cut: writes not yet fsynced are lost,
+    /// or with `plan.torn_writes` a prefix of them survives). Fails if the
+    /// writes that survive break a disk invariant.
+    pub fn crash(&mut self, id: NodeId) -> Result<(), Box<Failure>> {
+        let seed = self.seed;
+        match self.index_of(id) {
+            Some(n) => self
+                .crash_now(n, "by hand")
+                .map_err(|f| self.failure(f, seed, None)),
+            None => Ok(()),
         }
     }
 
