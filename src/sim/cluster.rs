@@ -39,6 +39,7 @@ pub(crate) enum Ev {
     Restart(usize),
     CrashTimer,
     PartitionTimer,
+    OperatorTimer,
     Heal(u64),
     Unreachable {
         node: usize,
@@ -183,6 +184,10 @@ impl Cluster {
         if c.plan.crash_every_ticks > 0 {
             let t = c.fault_interval(c.plan.crash_every_ticks);
             c.schedule(t, Ev::CrashTimer);
+        }
+        if c.plan.operator_every_ticks > 0 {
+            let t = c.fault_interval(c.plan.operator_every_ticks);
+            c.schedule(t, Ev::OperatorTimer);
         }
         for client in 0..c.work.clients.len() {
             let t = c.client_rng.range(0, 5 * TICK_US);
@@ -329,6 +334,7 @@ impl Cluster {
                 self.partition_timer();
                 Ok(None)
             }
+            Ev::OperatorTimer => self.operator_timer(),
             Ev::Heal(epoch) => {
                 if epoch == self.partition_epoch && self.partitioned {
                     self.heal_partition();
@@ -1060,6 +1066,51 @@ impl Cluster {
         self.partitioned = false;
         self.trace
             .push(self.now, Rec::Note("partition healed".into()));
+    }
+
+    /// An operator action: the leader is asked to hand leadership to a
+    /// random peer, or a follower is told to campaign now. Refusals (not the
+    /// leader, a transfer already running) are part of the game.
+    fn operator_timer(&mut self) -> Result<Option<usize>, Fail> {
+        if !self.faults_on {
+            return Ok(None);
+        }
+        let next = self.fault_interval(self.plan.operator_every_ticks);
+        self.schedule(next, Ev::OperatorTimer);
+        let nodes = self.hosts.len() as u64;
+        // Half the time the leader (transfers), otherwise anyone.
+        let n = match self.leader() {
+            Some((id, _)) if self.fault_rng.coin() => id.0 as usize - 1,
+            _ => self.fault_rng.below(nodes) as usize,
+        };
+        let Some(node) = self.hosts[n].node.as_mut() else {
+            return Ok(None);
+        };
+        let input = if node.role() == Role::Leader {
+            let to = NodeId(self.fault_rng.range(1, nodes));
+            self.trace.push(
+                self.now,
+                Rec::Note(format!("operator: n{} transfer leadership to {to}", n + 1)),
+            );
+            Input::TransferLeader(to)
+        } else {
+            self.trace.push(
+                self.now,
+                Rec::Note(format!("operator: n{} campaign now", n + 1)),
+            );
+            Input::Campaign
+        };
+        match node.step(input) {
+            Ok(ready) => {
+                self.process(n, ready)?;
+                Ok(Some(n))
+            }
+            Err(Error::NotLeader { .. } | Error::Busy(_)) => Ok(None),
+            Err(e) => fail(
+                Check::NodeError,
+                format!("n{}: an operator action failed: {e}", n + 1),
+            ),
+        }
     }
 
     fn crash_timer(&mut self) -> Result<(), Fail> {

@@ -411,6 +411,9 @@ pub struct Plan {
     pub batching: bool,
     /// Whether reads use `Input::ReadIndex` instead of the log.
     pub read_index: bool,
+    /// Mean ticks between operator actions during the safety phase (a
+    /// leadership transfer, or a forced campaign); 0: none.
+    pub operator_every_ticks: u64,
     /// The node settings (id, voters and seed are set per node).
     pub config: Config,
     /// The bug injected, if any.
@@ -447,6 +450,7 @@ impl Plan {
             report_unreachable: false,
             batching: false,
             read_index: false,
+            operator_every_ticks: 0,
             config,
             bug: None,
         }
@@ -539,6 +543,7 @@ impl Plan {
             report_unreachable: rng.coin(),
             batching: rng.coin(),
             read_index,
+            operator_every_ticks: if rng.coin() { rng.range(20, 150) } else { 0 },
             config,
             bug: options.bug,
         }
