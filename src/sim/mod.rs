@@ -21,7 +21,9 @@
 //! later; crashes at random points of the host loop (between events — so
 //! between persisting and fsyncing when an fsync is in flight —, after
 //! persisting, after sending, after applying, after the fsync but before
-//! `advance`); slow fsyncs; nodes ticking at different rates.
+//! `advance`); slow fsyncs; nodes ticking at different rates. Half of the
+//! runs also have an operator who asks the leader to transfer leadership or
+//! tells a node to campaign now.
 //!
 //! Clients write keys through the log and read them either through the log
 //! (a proposed read command) or with `Input::ReadIndex` (with CheckQuorum,
