@@ -9,7 +9,6 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::message::Entry;
-use crate::ready::Entries;
 use crate::types::{Index, LogId, Term};
 
 /// The log of one node.
@@ -155,24 +154,24 @@ impl RaftLog {
     }
 
     /// The entries not yet handed to the host to persist.
-    pub fn take_unemitted(&mut self) -> Entries {
+    pub fn take_unemitted(&mut self) -> Vec<Entry> {
         let last = self.last_index();
         if self.emitted >= last {
-            return Entries::new();
+            return Vec::new();
         }
-        let out: Entries = self.slice(self.emitted.next(), last, u64::MAX);
+        let out: Vec<Entry> = self.slice(self.emitted.next(), last, u64::MAX);
         self.emitted = last;
         out
     }
 
     /// The committed, durable entries not yet handed to the host to apply, up
     /// to `max_bytes` (at least one).
-    pub fn take_committed(&mut self, max_bytes: u64) -> Entries {
+    pub fn take_committed(&mut self, max_bytes: u64) -> Vec<Entry> {
         let hi = self.committed.min(self.stable);
         if self.handed >= hi {
-            return Entries::new();
+            return Vec::new();
         }
-        let out: Entries = self.slice(self.handed.next(), hi, max_bytes);
+        let out: Vec<Entry> = self.slice(self.handed.next(), hi, max_bytes);
         if let Some(e) = out.last() {
             self.handed = e.index;
         }

@@ -281,8 +281,7 @@ impl Node {
             id,
             entries,
             hard_state,
-            // Copied into the Ready's inline buffer; `msgs` keeps its capacity.
-            messages: raft.msgs.drain(..).collect(),
+            messages: core::mem::take(&mut raft.msgs),
             committed,
             proposed: raft.proposed.take(),
             lost: core::mem::take(&mut self.lost),

@@ -13,19 +13,9 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use smallvec::SmallVec;
 
 use crate::message::{Entry, HardState, Message};
 use crate::types::{Index, LogId, Term};
-
-/// The messages of one [`Ready`]: up to two without a heap allocation, so a
-/// leader of three sends its appends without allocating. (More inline room
-/// costs more in copies of the Ready than it saves in allocations.)
-pub type Messages = SmallVec<[Message; 2]>;
-
-/// The entries of one [`Ready`] (to persist, or to apply): one without a
-/// heap allocation.
-pub type Entries = SmallVec<[Entry; 1]>;
 
 /// The number of a [`Ready`]. Ids increase by one with every `Ready` a node
 /// hands out, starting from 1 after every `Node::new`.
@@ -81,10 +71,10 @@ pub struct ReadState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     pub(crate) id: ReadyId,
-    pub(crate) entries: Entries,
+    pub(crate) entries: Vec<Entry>,
     pub(crate) hard_state: Option<HardState>,
-    pub(crate) messages: Messages,
-    pub(crate) committed: Entries,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) committed: Vec<Entry>,
     pub(crate) proposed: Option<Proposed>,
     pub(crate) lost: Vec<LogId>,
     pub(crate) read_states: Vec<ReadState>,
@@ -95,10 +85,10 @@ impl Ready {
     pub(crate) fn empty(id: ReadyId) -> Ready {
         Ready {
             id,
-            entries: Entries::new(),
+            entries: Vec::new(),
             hard_state: None,
-            messages: Messages::new(),
-            committed: Entries::new(),
+            messages: Vec::new(),
+            committed: Vec::new(),
             proposed: None,
             lost: Vec::new(),
             read_states: Vec::new(),
@@ -174,17 +164,17 @@ impl Ready {
     }
 
     /// Moves the messages out, to send them without copying.
-    pub fn take_messages(&mut self) -> Messages {
+    pub fn take_messages(&mut self) -> Vec<Message> {
         core::mem::take(&mut self.messages)
     }
 
     /// Moves the entries to persist out.
-    pub fn take_entries(&mut self) -> Entries {
+    pub fn take_entries(&mut self) -> Vec<Entry> {
         core::mem::take(&mut self.entries)
     }
 
     /// Moves the committed entries out, to apply them without copying.
-    pub fn take_committed(&mut self) -> Entries {
+    pub fn take_committed(&mut self) -> Vec<Entry> {
         core::mem::take(&mut self.committed)
     }
 }

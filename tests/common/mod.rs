@@ -522,7 +522,7 @@ impl Cluster {
         let entries = ready.take_entries();
         if !entries.is_empty() {
             write_entries(&mut h.log, &entries);
-            h.unsynced.push((rid, Write::Entries(entries.into_vec())));
+            h.unsynced.push((rid, Write::Entries(entries)));
         }
         if let Some(hs) = ready.hard_state() {
             h.unsynced.push((rid, Write::HardState(*hs)));
