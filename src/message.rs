@@ -139,6 +139,15 @@ pub enum Body {
     /// The leader tells a caught-up follower to start an election at once
     /// (leadership transfer).
     TimeoutNow,
+    /// The leader tells a follower that has every entry it was sent about a
+    /// new commit index. One way: it needs no answer, so a commit costs one
+    /// message per follower instead of an empty AppendEntries and its ack.
+    /// Like [`Body::Heartbeat`]'s, `commit` is never beyond what the follower
+    /// is known to hold.
+    Commit {
+        /// The commit index the follower may adopt.
+        commit: Index,
+    },
     /// A follower forwards client proposals to the leader.
     Propose {
         /// The commands, in order.

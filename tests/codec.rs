@@ -68,6 +68,7 @@ fn every_kind() -> Vec<Message> {
         },
         Body::HeartbeatResponse { round: 12 },
         Body::TimeoutNow,
+        Body::Commit { commit: Index(big) },
         Body::Propose {
             data: vec![Bytes::from_static(b"a"), Bytes::new(), vec![9; 300].into()],
         },
@@ -402,6 +403,9 @@ fn arb_message(
         }),
         any::<u64>().prop_map(|round| Body::HeartbeatResponse { round }),
         Just(Body::TimeoutNow),
+        n().prop_map(|commit| Body::Commit {
+            commit: Index(commit)
+        }),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..3).prop_map(
             |data| Body::Propose {
                 data: data.into_iter().map(Bytes::from).collect(),

@@ -555,3 +555,48 @@ fn a_proposal_batch_is_one_append_per_follower() {
     let p = *c.host(1).proposed.last().unwrap();
     assert_eq!(p.last.get() - p.first.get(), 99);
 }
+
+/// A new commit index reaches caught-up followers in a one-way `Commit`:
+/// a committed proposal costs six messages in a cluster of three (an append
+/// and its ack per follower, then one notice each), and every node applies.
+#[test]
+fn commit_notices_are_one_way() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.tick_and_stabilize(1);
+    let before = c.sent.len();
+    c.propose(1, "x");
+    c.stabilize();
+    let sent: Vec<_> = c.sent[before..].iter().map(|m| &m.body).collect();
+    let notices = sent
+        .iter()
+        .filter(|b| matches!(b, Body::Commit { .. }))
+        .count();
+    assert_eq!(notices, 2, "{sent:?}");
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    for id in 1..=3 {
+        assert!(c.has_applied(id, "x"), "node {id}");
+    }
+}
+
+/// A commit notice never claims more than the follower is known to hold: a
+/// follower whose last entries are still in flight hears of the commit only
+/// when it acknowledges them.
+#[test]
+fn commit_notice_waits_for_the_followers_ack() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.tick_and_stabilize(1);
+    c.propose(1, "x");
+    // Follower 2 acknowledges; follower 3's copy is still in flight.
+    c.deliver_to(2);
+    c.deliver_to(1);
+    let to_3: Vec<_> = c
+        .net
+        .iter()
+        .filter(|m| m.to == nid(3) && matches!(m.body, Body::Commit { .. }))
+        .collect();
+    assert!(to_3.is_empty(), "{to_3:?}");
+    c.stabilize();
+    assert!(c.has_applied(3, "x"));
+}

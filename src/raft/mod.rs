@@ -230,9 +230,10 @@ impl Raft {
                 // A pre-vote's term is only proposed; a granted pre-vote
                 // response echoes our own proposed term.
                 Body::PreVote { .. } | Body::PreVoteResponse { granted: true } => {}
-                Body::AppendEntries { .. } | Body::Heartbeat { .. } | Body::TimeoutNow => {
-                    self.become_follower(m.term, Some(m.from))
-                }
+                Body::AppendEntries { .. }
+                | Body::Heartbeat { .. }
+                | Body::Commit { .. }
+                | Body::TimeoutNow => self.become_follower(m.term, Some(m.from)),
                 _ => self.become_follower(m.term, None),
             }
         } else if m.term < self.term {
@@ -251,7 +252,14 @@ impl Raft {
                 commit,
             } => self.handle_append(m.from, m.term, prev, entries, commit),
             Body::AppendEntriesResponse(r) => self.handle_append_response(from_pos, r),
-            Body::Heartbeat { commit, round } => self.handle_heartbeat(m.from, commit, round),
+            Body::Heartbeat { commit, round } => {
+                if self.adopt_leader_commit(m.from, commit) {
+                    self.send(m.from, Body::HeartbeatResponse { round });
+                }
+            }
+            Body::Commit { commit } => {
+                self.adopt_leader_commit(m.from, commit);
+            }
             Body::HeartbeatResponse { round } => self.handle_heartbeat_response(from_pos, round),
             Body::TimeoutNow => self.handle_timeout_now(),
             Body::Propose { data } => self.handle_forwarded_propose(data),
@@ -268,7 +276,7 @@ impl Raft {
     /// rejects the request"). Responses are dropped.
     fn step_stale_term(&mut self, m: Message) {
         match m.body {
-            Body::AppendEntries { .. } | Body::Heartbeat { .. } => {
+            Body::AppendEntries { .. } | Body::Heartbeat { .. } | Body::Commit { .. } => {
                 self.send(m.from, Body::HeartbeatResponse { round: 0 })
             }
             Body::RequestVote { .. } => {
@@ -288,7 +296,7 @@ impl Raft {
     pub fn on_persisted(&mut self) {
         let role = self.role;
         match role {
-            Role::Leader if self.maybe_commit() => self.broadcast_append(true),
+            Role::Leader if self.maybe_commit() => self.broadcast_commit(),
             Role::Candidate => self.tally(),
             _ => {}
         }

@@ -261,7 +261,8 @@ impl Raft {
                 }
                 let pr = &mut ld!(self).progress[i];
                 let was_probe = pr.state == ProgressState::Probe;
-                let confirms = match_index == pr.match_index;
+                let old_match = pr.match_index;
+                let confirms = match_index == old_match;
                 let updated = pr.maybe_update(match_index);
                 if !(updated || was_probe && confirms) {
                     return self.drop_msg(DropReason::Stale);
@@ -271,10 +272,21 @@ impl Raft {
                 }
                 // An acknowledgement at or below the commit index cannot
                 // move it.
-                if updated && match_index > self.log.committed && self.maybe_commit() {
-                    self.broadcast_append(true);
+                let moved = updated && match_index > self.log.committed && self.maybe_commit();
+                if moved {
+                    self.broadcast_commit();
                 }
-                while self.send_append(i, false) {}
+                let mut sent = false;
+                while self.send_append(i, false) {
+                    sent = true;
+                }
+                if !moved && !sent && updated && old_match < self.log.committed {
+                    // It now holds entries committed while they were on
+                    // their way to it: say so, as nothing else will soon.
+                    let commit = match_index.min(self.log.committed);
+                    let to = self.peers[i];
+                    self.send(to, Body::Commit { commit });
+                }
                 self.maybe_send_timeout_now(i);
             }
             AppendResponse::Reject { rejected, hint } => {
@@ -422,17 +434,47 @@ impl Raft {
         }
     }
 
-    pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, round: u64) {
+    /// A heartbeat or a commit notice from the leader of our term: follow
+    /// it, and adopt its commit index, which it never sends beyond what we
+    /// are known to hold. Returns whether the message was acceptable.
+    pub(super) fn adopt_leader_commit(&mut self, from: NodeId, commit: Index) -> bool {
         if self.role == Role::Leader {
-            return self.drop_msg(DropReason::Misbehaving);
+            self.drop_msg(DropReason::Misbehaving);
+            return false;
         }
         self.follow(from);
         if commit > self.log.last_index() {
-            return self.drop_msg(DropReason::Misbehaving);
+            self.drop_msg(DropReason::Misbehaving);
+            return false;
         }
         if commit > self.log.committed {
             self.log.committed = commit;
         }
-        self.send(from, Body::HeartbeatResponse { round });
+        true
+    }
+
+    /// Tells every follower about a new commit index. A follower with
+    /// entries to receive gets them (an AppendEntries carries the commit
+    /// index); one that holds everything gets a one-way `Commit`; one whose
+    /// last entries are in flight hears when it acknowledges them.
+    pub(crate) fn broadcast_commit(&mut self) {
+        let last = self.log.last_index();
+        let committed = self.log.committed;
+        for i in 0..self.peers.len() {
+            if self.send_append(i, false) {
+                continue;
+            }
+            let pr = &ld!(self).progress[i];
+            if pr.state == ProgressState::Replicate && pr.next_index > last {
+                // Entries still on their way will be told about when they
+                // are acknowledged.
+                if pr.match_index >= committed {
+                    let to = pr.id;
+                    self.send(to, Body::Commit { commit: committed });
+                }
+            } else {
+                self.send_append(i, true);
+            }
+        }
     }
 }
