@@ -56,7 +56,13 @@ struct Pending {
 /// The host calls `step` for every input, handles each Ready (persist, send,
 /// apply), and after making the writes durable calls `advance` with the id of
 /// the last durable Ready. See the crate docs for the loop.
+// `repr(C)`: the flags an idle tick reads sit next to the start of `raft`.
+#[repr(C)]
 pub struct Node {
+    /// Whether the bookkeeping buffers may hold heap memory worth freeing.
+    buffers_in_use: bool,
+    /// Whether committed entries wait beyond the last Ready's byte limit.
+    committed_backlog: bool,
     raft: Raft,
     next_id: u64,
     acknowledged: u64,
@@ -65,8 +71,6 @@ pub struct Node {
     /// durable, oldest first. One queue for all Readies: no allocation per
     /// Ready in steady state.
     held: VecDeque<(ReadyId, Message)>,
-    /// Whether the bookkeeping buffers may hold heap memory worth freeing.
-    buffers_in_use: bool,
     /// The hard state last handed to the host.
     emitted_hs: HardState,
     lost: Vec<LogId>,
@@ -124,6 +128,7 @@ impl Node {
             pending: VecDeque::new(),
             held: VecDeque::new(),
             buffers_in_use: false,
+            committed_backlog: false,
             emitted_hs,
             lost: Vec::new(),
         };
@@ -162,9 +167,11 @@ impl Node {
     /// hosts that tick many groups: an idle tick costs a few nanoseconds.
     #[inline]
     pub fn tick(&mut self) -> Option<Ready> {
-        self.raft.tick();
+        let acted = self.raft.tick();
         self.release_idle_buffers();
-        if self.is_quiet() {
+        // Every other input ends with everything handed out, except
+        // committed entries held back by the per-Ready byte limit.
+        if (!acted && !self.committed_backlog) || self.is_quiet() {
             self.check_invariants();
             return None;
         }
@@ -237,6 +244,7 @@ impl Node {
         self.next_id += 1;
         if self.is_quiet() {
             // The common case of a tick or a heartbeat: nothing to hand out.
+            self.committed_backlog = false;
             self.check_invariants();
             return Ready::empty(id);
         }
@@ -263,6 +271,7 @@ impl Node {
         if !committed.is_empty() {
             raft.settle_proposals(&mut self.lost);
         }
+        self.committed_backlog = raft.log.handed < raft.log.durable_commit();
         if !raft.held.is_empty() {
             self.held.extend(raft.held.drain(..).map(|m| (id, m)));
         }

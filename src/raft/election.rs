@@ -20,11 +20,15 @@ impl Raft {
         );
     }
 
-    pub(super) fn tick_election(&mut self) {
+    /// Returns whether the election timeout fired.
+    #[inline]
+    pub(super) fn tick_election(&mut self) -> bool {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.randomized_timeout {
             self.start_election();
+            return true;
         }
+        false
     }
 
     /// The election timeout fired or the host asked for an election: a

@@ -26,14 +26,23 @@ use crate::rng::Rng;
 use crate::status::{DropCounters, DropReason, Role};
 use crate::types::{LogId, NodeId, Term};
 
+// `repr(C)` keeps the fields an idle tick touches together at the start, so
+// ticking thousands of idle groups touches one cache line each.
+#[repr(C)]
 pub(crate) struct Raft {
+    /// Every tick this node has counted: the clock of leases.
+    ticks: u64,
+    /// Ticks since the last sign of a leader (followers), since the election
+    /// started (candidates), or since the last CheckQuorum round (leaders).
+    election_elapsed: u32,
+    randomized_timeout: u32,
+    pub role: Role,
     pub id: NodeId,
     pub cfg: Config,
     /// The other voters, in config order.
     pub peers: Vec<NodeId>,
     pub term: Term,
     pub vote: Option<NodeId>,
-    pub role: Role,
     pub leader: Option<NodeId>,
     pub log: RaftLog,
     /// What only a leader keeps; `None` otherwise (boxed, so that the many
@@ -41,13 +50,7 @@ pub(crate) struct Raft {
     pub lead: Option<alloc::boxed::Box<LeaderState>>,
     /// (Pre-)candidate only: each peer's answer, in `peers` order. Empty otherwise.
     votes: Vec<Option<bool>>,
-    /// Ticks since the last sign of a leader (followers), since the election
-    /// started (candidates), or since the last CheckQuorum round (leaders).
-    election_elapsed: u32,
-    randomized_timeout: u32,
     heartbeat_elapsed: u32,
-    /// Every tick this node has counted: the clock of leases.
-    ticks: u64,
     rng: Rng,
     /// The term and vote the host has made durable (acknowledged by advance).
     pub durable_term: Term,
@@ -195,10 +198,16 @@ impl Raft {
 
     // ---- inputs -------------------------------------------------------
 
-    pub fn tick(&mut self) {
+    /// One tick. Returns whether it did more than count: an idle follower's
+    /// tick changes nothing the host can see.
+    #[inline]
+    pub fn tick(&mut self) -> bool {
         self.ticks += 1;
         match self.role {
-            Role::Leader => self.tick_leader(),
+            Role::Leader => {
+                self.tick_leader();
+                true
+            }
             _ => self.tick_election(),
         }
     }

@@ -168,10 +168,30 @@ fn fmt_rate(r: f64) -> String {
     }
 }
 
-/// Bytes live per idle follower group, after creating `GROUPS` followers of a
-/// 3-member group and stepping one heartbeat into each.
-fn idle_memory_zaft() -> f64 {
-    use zaft::{Body, Config, Index, Input, Message, Node, NodeId, Term};
+fn zaft_heartbeat(node: &mut zaft::Node) {
+    use zaft::{Body, Index, Input, Message, NodeId, Term};
+    let hb = Message {
+        from: NodeId(2),
+        to: NodeId(1),
+        term: Term(1),
+        body: Body::Heartbeat {
+            commit: Index(0),
+            round: 1,
+        },
+    };
+    let mut ready = node.step(Input::Message(hb)).expect("step");
+    loop {
+        ready = node.advance(ready.id()).expect("advance");
+        if ready.is_empty() {
+            break;
+        }
+    }
+}
+
+/// `GROUPS` zaft followers of a 3-member group, each having heard one
+/// heartbeat and ticked once (idle groups tick), and the bytes live per group.
+fn idle_groups_zaft() -> (f64, Vec<zaft::Node>) {
+    use zaft::{Config, Node, NodeId};
     counting_alloc::enable(true);
     let before = counts().live;
     let mut groups = Vec::with_capacity(GROUPS);
@@ -179,32 +199,32 @@ fn idle_memory_zaft() -> f64 {
         let mut cfg = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
         cfg.seed = g as u64;
         let mut node = Node::new(cfg, Default::default()).expect("config");
-        let hb = Message {
-            from: NodeId(2),
-            to: NodeId(1),
-            term: Term(1),
-            body: Body::Heartbeat {
-                commit: Index(0),
-                round: 1,
-            },
-        };
-        let mut ready = node.step(Input::Message(hb)).expect("step");
-        loop {
-            ready = node.advance(ready.id()).expect("advance");
-            if ready.is_empty() {
-                break;
-            }
-        }
+        zaft_heartbeat(&mut node);
+        assert!(node.tick().is_none(), "an idle tick");
         groups.push(node);
     }
     let live = counts().live.wrapping_sub(before);
     counting_alloc::enable(false);
-    black_box(&groups);
-    live as f64 / GROUPS as f64
+    (live as f64 / GROUPS as f64, groups)
 }
 
-fn idle_memory_raftrs() -> f64 {
+fn raftrs_heartbeat(
+    host: &mut raftrs::Host,
+    net: &mut std::collections::VecDeque<raft::eraftpb::Message>,
+) {
     use raft::eraftpb::{Message, MessageType};
+    let mut hb = Message::default();
+    hb.set_msg_type(MessageType::MsgHeartbeat);
+    hb.from = 2;
+    hb.to = 1;
+    hb.term = 1;
+    host.node.step(hb).expect("step");
+    host.handle(net);
+    net.clear();
+}
+
+/// The same for raft-rs (`RawNode` + `MemStorage`).
+fn idle_groups_raftrs() -> (f64, Vec<raftrs::Host>) {
     use raft::{RawNode, storage::MemStorage};
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     counting_alloc::enable(true);
@@ -220,21 +240,67 @@ fn idle_memory_raftrs() -> f64 {
             applied_entries: 0,
             applied_bytes: 0,
         };
-        let mut hb = Message::default();
-        hb.set_msg_type(MessageType::MsgHeartbeat);
-        hb.from = 2;
-        hb.to = 1;
-        hb.term = 1;
-        host.node.step(hb).expect("step");
-        host.handle(&mut net);
-        net.clear();
+        raftrs_heartbeat(&mut host, &mut net);
+        assert!(!host.node.tick(), "an idle tick");
         groups.push(host);
     }
     drop(net);
     let live = counts().live.wrapping_sub(before);
     counting_alloc::enable(false);
-    black_box(&groups);
-    live as f64 / GROUPS as f64
+    (live as f64 / GROUPS as f64, groups)
+}
+
+/// Median ns per idle tick over `GROUPS` groups: `rounds` passes of 5 ticks
+/// each (below the election timeout of 10), the groups hearing a heartbeat
+/// between passes (untimed).
+fn tick_cost(rounds: usize, mut pass: impl FnMut(bool) -> Duration) -> f64 {
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            pass(true);
+            let t: Duration = (0..5).map(|_| pass(false)).sum();
+            t.as_nanos() as f64 / (5 * GROUPS) as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn idle_groups_report() {
+    let (zmem, mut zaft_groups) = idle_groups_zaft();
+    let (rmem, mut raft_groups) = idle_groups_raftrs();
+    let mut net = std::collections::VecDeque::new();
+    let mut zaft_ns = 0.0;
+    let mut raft_ns = 0.0;
+    // Interleaved, three times over, to share the machine's moods.
+    for _ in 0..3 {
+        zaft_ns += tick_cost(20, |heartbeat| {
+            let start = Instant::now();
+            for n in &mut zaft_groups {
+                if heartbeat {
+                    zaft_heartbeat(n);
+                } else {
+                    black_box(n.tick());
+                }
+            }
+            start.elapsed()
+        }) / 3.0;
+        raft_ns += tick_cost(20, |heartbeat| {
+            let start = Instant::now();
+            for h in &mut raft_groups {
+                if heartbeat {
+                    raftrs_heartbeat(h, &mut net);
+                } else {
+                    black_box(h.node.tick());
+                }
+            }
+            start.elapsed()
+        }) / 3.0;
+    }
+    println!(
+        "idle follower groups ({GROUPS} groups of 3 members, one heartbeat and one tick each):\n  \
+         memory: zaft {zmem:.0} B/group, raft-rs (RawNode + MemStorage) {rmem:.0} B/group\n  \
+         idle tick: zaft Node::tick {zaft_ns:.1} ns/group, raft-rs RawNode::tick {raft_ns:.1} ns/group"
+    );
 }
 
 fn main() {
@@ -334,10 +400,5 @@ fn main() {
             rt / zt
         );
     }
-    println!(
-        "idle follower group ({GROUPS} groups of 3 members, one heartbeat each): \
-         zaft {:.0} B/group, raft-rs (RawNode + MemStorage) {:.0} B/group",
-        idle_memory_zaft(),
-        idle_memory_raftrs()
-    );
+    idle_groups_report();
 }
