@@ -398,48 +398,40 @@ fn idle_group_memory() {
     black_box(&groups);
 }
 
+/// Times `tick` on every group, in passes below the minimum election
+/// timeout (10 ticks) so that every tick is idle; between passes each group
+/// hears its leader (untimed).
+fn tick_all(all: &mut [Node], iters: u64, tick: impl Fn(&mut Node)) -> Duration {
+    let mut timed = Duration::ZERO;
+    for i in 0..iters {
+        if i % 8 == 0 {
+            heartbeat_all(all);
+        }
+        let start = Instant::now();
+        for n in all.iter_mut() {
+            tick(n);
+        }
+        timed += start.elapsed();
+    }
+    timed
+}
+
 fn groups(c: &mut Criterion) {
     let mut all = idle_followers();
-    heartbeat_all(&mut all);
-    let mut since_heard = 0;
     let mut g = c.benchmark_group("groups");
     g.throughput(Throughput::Elements(GROUPS as u64));
     g.bench_function("Node::tick, 10k idle followers", |b| {
         b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                if since_heard == 8 {
-                    heartbeat_all(&mut all);
-                    since_heard = 0;
-                }
-                since_heard += 1;
-                let start = Instant::now();
-                for n in &mut all {
-                    black_box(n.tick());
-                }
-                timed += start.elapsed();
-            }
-            timed
+            tick_all(&mut all, iters, |n| {
+                black_box(n.tick());
+            })
         })
     });
     g.bench_function("step(Input::Tick), 10k idle followers", |b| {
         b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                // Below the minimum election timeout (10 ticks), so every
-                // tick is idle; then each group hears its leader (untimed).
-                if since_heard == 8 {
-                    heartbeat_all(&mut all);
-                    since_heard = 0;
-                }
-                since_heard += 1;
-                let start = Instant::now();
-                for n in &mut all {
-                    drop(black_box(n.step(Input::Tick).expect("tick")));
-                }
-                timed += start.elapsed();
-            }
-            timed
+            tick_all(&mut all, iters, |n| {
+                drop(black_box(n.step(Input::Tick).expect("tick")));
+            })
         })
     });
     g.finish();
