@@ -59,16 +59,22 @@ impl Raft {
         if self.term == Term(u64::MAX) {
             return;
         }
-        self.role = Role::PreCandidate;
+        let last_log = self.durable_last_log();
+        let term = self.term.next();
+        self.solicit(Role::PreCandidate, term, Body::PreVote { last_log });
+    }
+
+    /// Enters `role`, sends `request` to every peer in `term`, and counts
+    /// the votes it already has.
+    fn solicit(&mut self, role: Role, term: Term, request: Body) {
+        self.role = role;
         self.leader = None;
         self.election_elapsed = 0;
         self.reset_randomized_timeout();
         self.votes = vec![None; self.peers.len()];
-        let last_log = self.durable_last_log();
-        let term = self.term.next();
         for i in 0..self.peers.len() {
             let to = self.peers[i];
-            self.send_in_term(to, term, Body::PreVote { last_log });
+            self.send_in_term(to, term, request.clone());
         }
         self.tally();
     }
@@ -84,17 +90,13 @@ impl Raft {
         }
         self.term = self.term.next();
         self.vote = Some(self.id);
-        self.role = Role::Candidate;
-        self.leader = None;
-        self.election_elapsed = 0;
-        self.reset_randomized_timeout();
-        self.votes = vec![None; self.peers.len()];
         let last_log = self.durable_last_log();
-        for i in 0..self.peers.len() {
-            let to = self.peers[i];
-            self.send(to, Body::RequestVote { last_log, transfer });
-        }
-        self.tally();
+        let term = self.term;
+        self.solicit(
+            Role::Candidate,
+            term,
+            Body::RequestVote { last_log, transfer },
+        );
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
