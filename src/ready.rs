@@ -1,15 +1,5 @@
-//! [`Ready`]: the batch of work a node hands the host after each call.
-//!
-//! The contract of each field is written on its accessor. In short, for every
-//! `Ready`, in order of [`Ready::id`]:
-//!
-//! 1. write [`Ready::entries`] to the log (truncate at the first entry's index,
-//!    then append) and [`Ready::hard_state`] if present;
-//! 2. send [`Ready::messages`] (safe at once, before any fsync);
-//! 3. apply [`Ready::committed`] in order;
-//! 4. make the writes durable (one fsync may cover many Readies);
-//! 5. call [`crate::Node::advance`] with the id of the last durable `Ready`,
-//!    and handle the `Ready` it returns the same way.
+//! [`Ready`]: the batch of work a node hands the host after each call, and
+//! the contract of each of its parts.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -65,8 +55,15 @@ pub struct ReadState {
     pub index: Option<Index>,
 }
 
-/// One batch of work for the host. See the [module docs](self) for the order
-/// in which to do it.
+/// One batch of work for the host. Handle Readies in order of [`Ready::id`]:
+///
+/// 1. write [`Ready::entries`] to the log (truncate at the first entry's index,
+///    then append) and [`Ready::hard_state`] if present;
+/// 2. send [`Ready::messages`] (safe at once, before any fsync);
+/// 3. apply [`Ready::committed`] in order;
+/// 4. make the writes durable (one fsync may cover many Readies);
+/// 5. call [`crate::Node::advance`] with the id of the last durable Ready,
+///    and handle the Ready it returns the same way.
 #[must_use = "a Ready holds messages to send and entries to persist; handle it and call advance()"]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
