@@ -106,9 +106,15 @@ impl RaftLog {
     /// `max_bytes` is reached but always taking at least one.
     pub fn slice<C: Default + Extend<Entry>>(&self, lo: Index, hi: Index, max_bytes: u64) -> C {
         let mut out = C::default();
+        self.slice_into(lo, hi, max_bytes, &mut out);
+        out
+    }
+
+    /// [`RaftLog::slice`] into an existing collection.
+    pub fn slice_into<C: Extend<Entry>>(&self, lo: Index, hi: Index, max_bytes: u64, out: &mut C) {
         let hi = hi.min(self.last_index());
         let (Some(a), true) = (self.pos(lo), lo <= hi) else {
-            return out;
+            return;
         };
         let n = (hi.0 - lo.0 + 1) as usize;
         let mut bytes = 0u64;
@@ -121,7 +127,6 @@ impl RaftLog {
             taken += 1;
         }
         out.extend(self.entries.range(a..a + taken).cloned());
-        out
     }
 
     /// The commit index as far as our own log is durable: what the hard
@@ -153,29 +158,38 @@ impl RaftLog {
             .sum()
     }
 
-    /// The entries not yet handed to the host to persist.
-    pub fn take_unemitted(&mut self) -> Vec<Entry> {
-        let last = self.last_index();
-        if self.emitted >= last {
-            return Vec::new();
-        }
-        let out: Vec<Entry> = self.slice(self.emitted.next(), last, u64::MAX);
-        self.emitted = last;
-        out
+    /// Whether entries wait to be handed to the host to persist.
+    #[inline]
+    pub fn has_unemitted(&self) -> bool {
+        self.emitted < self.last_index()
     }
 
-    /// The committed, durable entries not yet handed to the host to apply, up
-    /// to `max_bytes` (at least one).
-    pub fn take_committed(&mut self, max_bytes: u64) -> Vec<Entry> {
-        let hi = self.committed.min(self.stable);
-        if self.handed >= hi {
-            return Vec::new();
+    /// Whether committed, durable entries wait to be handed out to apply.
+    #[inline]
+    pub fn has_committed(&self) -> bool {
+        self.handed < self.durable_commit()
+    }
+
+    /// Appends the entries not yet handed to the host to persist to `out`.
+    pub fn take_unemitted(&mut self, out: &mut Vec<Entry>) {
+        let last = self.last_index();
+        if self.emitted < last {
+            self.slice_into(self.emitted.next(), last, u64::MAX, out);
+            self.emitted = last;
         }
-        let out: Vec<Entry> = self.slice(self.handed.next(), hi, max_bytes);
-        if let Some(e) = out.last() {
-            self.handed = e.index;
+    }
+
+    /// Appends the committed, durable entries not yet handed to the host to
+    /// apply to `out`, up to `max_bytes` (at least one).
+    pub fn take_committed(&mut self, max_bytes: u64, out: &mut Vec<Entry>) {
+        let hi = self.durable_commit();
+        if self.handed < hi {
+            let before = out.len();
+            self.slice_into(self.handed.next(), hi, max_bytes, out);
+            if out.len() > before {
+                self.handed = Index(self.handed.0 + (out.len() - before) as u64);
+            }
         }
-        out
     }
 
     /// The largest index at or below `index` whose term is at most `term`:
@@ -244,7 +258,9 @@ mod tests {
         assert_eq!(l.last_index(), Index(2));
         assert_eq!(l.stable, Index(2));
         l.push(ent(3, 3));
-        assert_eq!(l.take_unemitted().to_vec(), alloc::vec![ent(3, 3)]);
+        let mut out = Vec::new();
+        l.take_unemitted(&mut out);
+        assert_eq!(out, alloc::vec![ent(3, 3)]);
         l.check_invariants();
     }
 
@@ -271,11 +287,19 @@ mod tests {
         let mut l = log_of(&[1, 1]);
         l.push(ent(1, 3));
         l.committed = Index(3);
-        let c = l.take_committed(u64::MAX);
-        assert_eq!(c.len(), 2, "only the durable prefix is handed out");
+        let take = |l: &mut RaftLog| {
+            let mut out = Vec::new();
+            l.take_committed(u64::MAX, &mut out);
+            out
+        };
+        assert_eq!(
+            take(&mut l).len(),
+            2,
+            "only the durable prefix is handed out"
+        );
         l.stable = Index(3);
-        assert_eq!(l.take_committed(u64::MAX).to_vec(), alloc::vec![ent(1, 3)]);
-        assert!(l.take_committed(u64::MAX).is_empty(), "each entry once");
+        assert_eq!(take(&mut l), alloc::vec![ent(1, 3)]);
+        assert!(take(&mut l).is_empty(), "each entry once");
     }
 
     #[test]

@@ -45,6 +45,20 @@ struct Pending {
     handed: Option<Index>,
 }
 
+/// Emptied buffers of handled Readies, for reuse.
+#[derive(Default)]
+struct Spares {
+    msgs: Vec<Vec<Message>>,
+    entries: Vec<Vec<Entry>>,
+}
+
+fn spare_entries(spares: &mut Option<alloc::boxed::Box<Spares>>) -> Vec<Entry> {
+    spares
+        .as_mut()
+        .and_then(|s| s.entries.pop())
+        .unwrap_or_default()
+}
+
 /// One Raft node.
 ///
 /// Methods by kind:
@@ -71,6 +85,9 @@ pub struct Node {
     /// durable, oldest first. One queue for all Readies: no allocation per
     /// Ready in steady state.
     held: VecDeque<(ReadyId, Message)>,
+    /// Emptied buffers of handled Readies, given back by `recycle`.
+    /// Boxed: most nodes of a multi-raft process are idle and keep none.
+    spares: Option<alloc::boxed::Box<Spares>>,
     /// The hard state last handed to the host.
     emitted_hs: HardState,
     lost: Vec<LogId>,
@@ -129,6 +146,7 @@ impl Node {
             held: VecDeque::new(),
             buffers_in_use: false,
             committed_backlog: false,
+            spares: None,
             emitted_hs,
             lost: Vec::new(),
         };
@@ -176,6 +194,33 @@ impl Node {
             return None;
         }
         Some(self.build_ready())
+    }
+
+    /// Gives a handled Ready back so that its buffers are reused. Optional:
+    /// a host that empties its Readies with [`Ready::drain_messages`],
+    /// [`Ready::drain_entries`] and [`Ready::drain_committed`] and recycles
+    /// them allocates no buffers per Ready in steady state. Recycling says
+    /// nothing about durability; `advance` still does.
+    pub fn recycle(&mut self, ready: Ready) {
+        const KEEP: usize = 4;
+        let Ready {
+            mut messages,
+            mut entries,
+            mut committed,
+            ..
+        } = ready;
+        let spares = self.spares.get_or_insert_with(Default::default);
+        if messages.capacity() > 0 && spares.msgs.len() < KEEP {
+            messages.clear();
+            spares.msgs.push(messages);
+        }
+        for v in [&mut entries, &mut committed] {
+            if v.capacity() > 0 && spares.entries.len() < KEEP {
+                v.clear();
+                spares.entries.push(core::mem::take(v));
+            }
+        }
+        self.buffers_in_use = true;
     }
 
     /// Acknowledges that every Ready up to and including `id` has been handled
@@ -250,7 +295,11 @@ impl Node {
         }
         self.buffers_in_use = true;
         let raft = &mut self.raft;
-        let entries = raft.log.take_unemitted();
+        let mut entries = Vec::new();
+        if raft.log.has_unemitted() {
+            entries = spare_entries(&mut self.spares);
+            raft.log.take_unemitted(&mut entries);
+        }
         let hs = HardState {
             term: raft.term,
             vote: raft.vote,
@@ -265,10 +314,11 @@ impl Node {
         if hard_state.is_some() {
             self.emitted_hs = hs;
         }
-        let committed = raft
-            .log
-            .take_committed(raft.cfg.max_committed_bytes_per_ready);
-        if !committed.is_empty() {
+        let mut committed = Vec::new();
+        if raft.log.has_committed() {
+            committed = spare_entries(&mut self.spares);
+            raft.log
+                .take_committed(raft.cfg.max_committed_bytes_per_ready, &mut committed);
             raft.settle_proposals(&mut self.lost);
         }
         self.committed_backlog = raft.log.handed < raft.log.durable_commit();
@@ -290,7 +340,14 @@ impl Node {
             id,
             entries,
             hard_state,
-            messages: core::mem::take(&mut raft.msgs),
+            // `msgs` goes on with a recycled buffer, if there is one.
+            messages: core::mem::replace(
+                &mut raft.msgs,
+                self.spares
+                    .as_mut()
+                    .and_then(|s| s.msgs.pop())
+                    .unwrap_or_default(),
+            ),
             committed,
             proposed: raft.proposed.take(),
             lost: core::mem::take(&mut self.lost),
@@ -331,6 +388,7 @@ impl Node {
             self.held = VecDeque::new();
             self.raft.held = Vec::new();
             self.raft.msgs = Vec::new();
+            self.spares = None;
             self.buffers_in_use = false;
         }
     }

@@ -160,6 +160,24 @@ impl Ready {
             && self.read_states.is_empty()
     }
 
+    /// Moves the messages out one by one, keeping the buffer for
+    /// [`crate::Node::recycle`].
+    pub fn drain_messages(&mut self) -> alloc::vec::Drain<'_, Message> {
+        self.messages.drain(..)
+    }
+
+    /// Moves the entries to persist out one by one, keeping the buffer for
+    /// [`crate::Node::recycle`].
+    pub fn drain_entries(&mut self) -> alloc::vec::Drain<'_, Entry> {
+        self.entries.drain(..)
+    }
+
+    /// Moves the committed entries out one by one, keeping the buffer for
+    /// [`crate::Node::recycle`].
+    pub fn drain_committed(&mut self) -> alloc::vec::Drain<'_, Entry> {
+        self.committed.drain(..)
+    }
+
     /// Moves the messages out, to send them without copying.
     pub fn take_messages(&mut self) -> Vec<Message> {
         core::mem::take(&mut self.messages)

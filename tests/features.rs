@@ -600,3 +600,44 @@ fn commit_notice_waits_for_the_followers_ack() {
     c.stabilize();
     assert!(c.has_applied(3, "x"));
 }
+
+/// Recycling a handled Ready only lends its buffers back: a node whose host
+/// drains and recycles every Ready hands out exactly what one whose host
+/// does not hands out.
+#[test]
+fn recycled_readies_change_nothing_but_buffers() {
+    use zaft::{Node, Ready, Restored};
+    fn run(recycle: bool) -> Vec<(Vec<zaft::Entry>, Vec<zaft::Entry>, usize)> {
+        let cfg = Config::new(nid(1), [nid(1)]);
+        let mut node = Node::new(cfg, Restored::default()).unwrap();
+        let mut seen = Vec::new();
+        let mut handle = |node: &mut Node, mut ready: Ready| loop {
+            let entries: Vec<_> = ready.drain_entries().collect();
+            let committed: Vec<_> = ready.drain_committed().collect();
+            let messages = ready.drain_messages().count();
+            seen.push((entries, committed, messages));
+            let id = ready.id();
+            if recycle {
+                node.recycle(ready);
+            }
+            ready = node.advance(id).unwrap();
+            if ready.is_empty() {
+                break;
+            }
+        };
+        let r = node.step(Input::Campaign).unwrap();
+        handle(&mut node, r);
+        for i in 0..20u8 {
+            let r = node.step(Input::Propose(Bytes::from(vec![i; 3]))).unwrap();
+            handle(&mut node, r);
+        }
+        seen
+    }
+    let plain = run(false);
+    assert_eq!(
+        plain.iter().map(|s| s.1.len()).sum::<usize>(),
+        21,
+        "noop + 20"
+    );
+    assert_eq!(run(true), plain);
+}

@@ -43,19 +43,19 @@ impl Host {
     }
 
     /// Handles a Ready as the crate docs say, then the follow-ups `advance`
-    /// returns, until one is empty.
+    /// returns, until one is empty. Each Ready is drained and recycled, so
+    /// its buffers are reused.
     pub fn handle(&mut self, mut ready: Ready, net: &mut VecDeque<Message>) {
         loop {
-            let entries = ready.take_entries();
-            if let Some(first) = entries.first() {
+            if let Some(first) = ready.entries().first() {
                 self.log.truncate(first.index.get() as usize - 1);
-                self.log.extend(entries);
+                self.log.extend(ready.drain_entries());
             }
             if let Some(hs) = ready.hard_state() {
                 self.hard_state = *hs;
             }
-            net.extend(ready.take_messages());
-            for e in ready.take_committed() {
+            net.extend(ready.drain_messages());
+            for e in ready.drain_committed() {
                 self.applied_index = e.index.get();
                 if e.kind == EntryKind::Normal {
                     self.applied_entries += 1;
@@ -63,7 +63,9 @@ impl Host {
                 }
             }
             // (a real host fsyncs here)
-            ready = self.node.advance(ready.id()).expect("advance");
+            let id = ready.id();
+            self.node.recycle(ready);
+            ready = self.node.advance(id).expect("advance");
             if ready.is_empty() {
                 break;
             }
