@@ -193,7 +193,7 @@ impl Node {
             self.check_invariants();
             return None;
         }
-        Some(self.build_ready())
+        Some(self.build_nonempty())
     }
 
     /// Gives a handled Ready back so that its buffers are reused. Optional:
@@ -285,14 +285,22 @@ impl Node {
 
     #[inline]
     fn build_ready(&mut self) -> Ready {
-        let id = ReadyId(self.next_id);
-        self.next_id += 1;
         if self.is_quiet() {
             // The common case of a tick or a heartbeat: nothing to hand out.
+            let id = ReadyId(self.next_id);
+            self.next_id += 1;
             self.committed_backlog = false;
             self.check_invariants();
             return Ready::empty(id);
         }
+        self.build_nonempty()
+    }
+
+    /// Builds a Ready of what the last input left for the host; the caller
+    /// knows there is something.
+    fn build_nonempty(&mut self) -> Ready {
+        let id = ReadyId(self.next_id);
+        self.next_id += 1;
         self.buffers_in_use = true;
         let raft = &mut self.raft;
         let mut entries = Vec::new();

@@ -593,24 +593,25 @@ impl Cluster {
             Some(&(id, _)) => id - 1,
             None => host.last_ready,
         };
-        let mut advanced = 0;
-        if target > host.acked {
-            let Some(node) = host.node.as_mut() else {
-                return Ok(());
-            };
+        let advancing = target > host.acked;
+        if advancing && host.node.is_none() {
+            return Ok(());
+        }
+        if advancing {
             host.acked = target;
             if target == host.last_ready {
                 host.dirty = false;
             }
-            advanced = target;
-            self.trace.push(
-                self.now,
-                Rec::Synced {
-                    node: n as u64 + 1,
-                    ops: job.ops,
-                    advanced,
-                },
-            );
+        }
+        self.trace.push(
+            self.now,
+            Rec::Synced {
+                node: n as u64 + 1,
+                ops: job.ops,
+                advanced: if advancing { target } else { 0 },
+            },
+        );
+        if let (true, Some(node)) = (advancing, self.hosts[n].node.as_mut()) {
             match node.advance(ReadyId(target)) {
                 Ok(ready) => self.process(n, ready)?,
                 Err(e) => {
@@ -620,16 +621,6 @@ impl Cluster {
                     );
                 }
             }
-        }
-        if advanced == 0 {
-            self.trace.push(
-                self.now,
-                Rec::Synced {
-                    node: n as u64 + 1,
-                    ops: job.ops,
-                    advanced,
-                },
-            );
         }
         self.maybe_sync(n);
         Ok(())
