@@ -56,7 +56,7 @@ impl Host {
                 self.disk.hard_state = *hs;
             }
             net.extend(ready.take_messages());
-            for e in ready.take_committed() {
+            for e in ready.committed() {
                 if e.kind == EntryKind::Normal {
                     let cmd = String::from_utf8_lossy(&e.data).into_owned();
                     println!("  node {} applies {:?} at index {}", self.id, cmd, e.index);

@@ -7,19 +7,30 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use smallvec::SmallVec;
 
+use crate::entries::Entries;
 use crate::message::Entry;
 use crate::types::{Index, LogId, Term};
 
 /// The log of one node.
 ///
+/// Entries are held as shared runs ([`Entries`]), the way they arrived (a
+/// proposal batch, the new part of an AppendEntries): handing a run to the
+/// host or to a follower shares it instead of cloning each entry.
+///
 /// Invariants (checked by [`RaftLog::check_invariants`]):
-/// - entries are contiguous from `offset.index + 1`, terms non-decreasing;
+/// - the runs are non-empty and their entries contiguous from
+///   `offset.index + 1`, terms non-decreasing;
+/// - `terms[i]` is the term of the entry at position `i`;
 /// - `applied <= handed <= min(committed, stable)`;
 /// - `committed <= last_index()`, `stable <= last_index()`, `emitted <= last_index()`.
 #[derive(Debug)]
 pub(crate) struct RaftLog {
-    entries: VecDeque<Entry>,
+    runs: VecDeque<Entries>,
+    /// The term of every held entry, by position: a term lookup needs no
+    /// search for the run that holds the entry.
+    terms: VecDeque<Term>,
     /// The id just before the first held entry (zero: nothing compacted).
     offset: LogId,
     /// The highest index known to be committed.
@@ -38,8 +49,14 @@ impl RaftLog {
     /// A log restored from durable entries, all considered stable.
     pub fn restore(entries: Vec<Entry>, committed: Index, applied: Index) -> RaftLog {
         let last = entries.last().map_or(Index(0), |e| e.index);
+        let terms = entries.iter().map(|e| e.term).collect();
+        let mut runs = VecDeque::new();
+        if !entries.is_empty() {
+            runs.push_back(Entries::from(entries));
+        }
         RaftLog {
-            entries: entries.into(),
+            runs,
+            terms,
             offset: LogId::ZERO,
             committed,
             stable: last,
@@ -51,12 +68,14 @@ impl RaftLog {
 
     #[inline]
     pub fn last_index(&self) -> Index {
-        Index(self.offset.index.0 + self.entries.len() as u64)
+        Index(self.offset.index.0 + self.terms.len() as u64)
     }
 
     #[inline]
     pub fn last_id(&self) -> LogId {
-        self.entries.back().map_or(self.offset, Entry::id)
+        self.terms
+            .back()
+            .map_or(self.offset, |&t| LogId::new(t, self.last_index()))
     }
 
     #[inline]
@@ -68,13 +87,25 @@ impl RaftLog {
         }
     }
 
+    /// The position in `runs` of the run holding `index`, which the caller
+    /// knows is held.
+    #[inline]
+    fn run_of(&self, index: Index) -> usize {
+        let last = self.runs.len() - 1;
+        // Most lookups are of recent entries.
+        if self.runs[last][0].index <= index {
+            return last;
+        }
+        self.runs.partition_point(|r| r[0].index <= index) - 1
+    }
+
     /// The term of the entry at `index`; `None` beyond the log.
     #[inline]
     pub fn term_at(&self, index: Index) -> Option<Term> {
         if index == self.offset.index {
             return Some(self.offset.term);
         }
-        self.pos(index).map(|p| self.entries[p].term)
+        self.pos(index).map(|p| self.terms[p])
     }
 
     /// Whether the log holds the entry `id`.
@@ -84,49 +115,94 @@ impl RaftLog {
     }
 
     /// Appends one entry at the end.
-    #[inline]
     pub fn push(&mut self, entry: Entry) {
-        debug_assert_eq!(entry.index, self.last_index().next());
-        debug_assert!(entry.term >= self.last_id().term);
-        self.entries.push_back(entry);
+        self.append(core::iter::once(entry).collect());
+    }
+
+    /// Appends a run at the end.
+    #[inline]
+    pub fn append(&mut self, run: Entries) {
+        let Some(first) = run.first() else { return };
+        debug_assert_eq!(first.index, self.last_index().next());
+        debug_assert!(first.term >= self.last_id().term);
+        self.terms.extend(run.iter().map(|e| e.term));
+        self.runs.push_back(run);
     }
 
     /// Removes every entry at `from` and beyond. Never below the commit index.
     pub fn truncate(&mut self, from: Index) {
         debug_assert!(from > self.committed, "truncating committed entries");
         if let Some(p) = self.pos(from) {
-            self.entries.truncate(p);
+            self.terms.truncate(p);
+            while let Some(run) = self.runs.back_mut() {
+                let first = run[0].index;
+                if first >= from {
+                    self.runs.pop_back();
+                } else {
+                    run.truncate((from.0 - first.0) as usize);
+                    break;
+                }
+            }
         }
         let keep = from.prev();
         self.stable = self.stable.min(keep);
         self.emitted = self.emitted.min(keep);
     }
 
-    /// Clones entries `lo..=hi` (clamped to the log), stopping once
-    /// `max_bytes` is reached but always taking at least one.
-    pub fn slice<C: Default + Extend<Entry>>(&self, lo: Index, hi: Index, max_bytes: u64) -> C {
-        let mut out = C::default();
-        self.slice_into(lo, hi, max_bytes, &mut out);
-        out
-    }
-
-    /// [`RaftLog::slice`] into an existing collection.
-    pub fn slice_into<C: Extend<Entry>>(&self, lo: Index, hi: Index, max_bytes: u64, out: &mut C) {
+    /// The entries `lo..=hi` (clamped to the log), stopping once `max_bytes`
+    /// is reached but always taking at least one. Shares the log's runs: a
+    /// range within one run costs no allocation and clones no entry.
+    pub fn slice(&self, lo: Index, hi: Index, max_bytes: u64) -> Entries {
         let hi = hi.min(self.last_index());
-        let (Some(a), true) = (self.pos(lo), lo <= hi) else {
-            return;
-        };
-        let n = (hi.0 - lo.0 + 1) as usize;
+        if lo > hi || self.pos(lo).is_none() {
+            return Entries::new();
+        }
+        let mut parts: SmallVec<[Entries; 2]> = SmallVec::new();
         let mut bytes = 0u64;
-        let mut taken = 0;
-        for e in self.entries.range(a..a + n) {
-            bytes += e.size_bytes();
-            if taken > 0 && bytes > max_bytes {
+        let mut next = lo;
+        for run in self.runs.range(self.run_of(lo)..) {
+            let a = (next.0 - run[0].index.0) as usize;
+            let want = (run.len() - a).min((hi.0 - next.0 + 1) as usize);
+            let mut k = want;
+            if max_bytes != u64::MAX {
+                for (j, e) in run[a..a + want].iter().enumerate() {
+                    bytes += e.size_bytes();
+                    if bytes > max_bytes && (j > 0 || next > lo) {
+                        k = j;
+                        break;
+                    }
+                }
+            }
+            if k > 0 {
+                parts.push(run.sub(a, a + k));
+            }
+            next = Index(next.0 + k as u64);
+            if k < want || next > hi {
                 break;
             }
-            taken += 1;
         }
-        out.extend(self.entries.range(a..a + taken).cloned());
+        if parts.len() == 1 {
+            return parts.pop().unwrap_or_default();
+        }
+        Entries::concat(&parts)
+    }
+
+    /// The entries `lo..=hi` (clamped to the log), in order.
+    fn iter_range(&self, lo: Index, hi: Index) -> impl Iterator<Item = &Entry> {
+        let hi = hi.min(self.last_index());
+        let (first, skip, n) = match self.pos(lo) {
+            Some(_) if lo <= hi => {
+                let r = self.run_of(lo);
+                let skip = (lo.0 - self.runs[r][0].index.0) as usize;
+                (r, skip, (hi.0 - lo.0 + 1) as usize)
+            }
+            _ => (self.runs.len(), 0, 0),
+        };
+        self.runs
+            .range(first..)
+            .flat_map(|r| r.iter())
+            .skip(skip)
+            .take(n)
     }
 
     /// The commit index as far as our own log is durable: what the hard
@@ -145,23 +221,10 @@ impl RaftLog {
 
     /// The bytes of the entries `lo..=hi` whose term is `term`.
     pub fn bytes_of_term(&self, lo: Index, hi: Index, term: Term) -> u64 {
-        let hi = hi.min(self.last_index());
-        let Some(a) = self.pos(lo) else { return 0 };
-        if lo > hi {
-            return 0;
-        }
-        let n = (hi.0 - lo.0 + 1) as usize;
-        self.entries
-            .range(a..a + n)
+        self.iter_range(lo, hi)
             .filter(|e| e.term == term)
             .map(Entry::size_bytes)
             .sum()
-    }
-
-    /// Whether entries wait to be handed to the host to persist.
-    #[inline]
-    pub fn has_unemitted(&self) -> bool {
-        self.emitted < self.last_index()
     }
 
     /// Whether committed, durable entries wait to be handed out to apply.
@@ -170,26 +233,27 @@ impl RaftLog {
         self.handed < self.durable_commit()
     }
 
-    /// Appends the entries not yet handed to the host to persist to `out`.
-    pub fn take_unemitted(&mut self, out: &mut Vec<Entry>) {
+    /// The entries not yet handed to the host to persist.
+    pub fn take_unemitted(&mut self) -> Entries {
         let last = self.last_index();
-        if self.emitted < last {
-            self.slice_into(self.emitted.next(), last, u64::MAX, out);
-            self.emitted = last;
+        if self.emitted >= last {
+            return Entries::new();
         }
+        let out = self.slice(self.emitted.next(), last, u64::MAX);
+        self.emitted = last;
+        out
     }
 
-    /// Appends the committed, durable entries not yet handed to the host to
-    /// apply to `out`, up to `max_bytes` (at least one).
-    pub fn take_committed(&mut self, max_bytes: u64, out: &mut Vec<Entry>) {
+    /// The committed, durable entries not yet handed to the host to apply,
+    /// up to `max_bytes` (at least one).
+    pub fn take_committed(&mut self, max_bytes: u64) -> Entries {
         let hi = self.durable_commit();
-        if self.handed < hi {
-            let before = out.len();
-            self.slice_into(self.handed.next(), hi, max_bytes, out);
-            if out.len() > before {
-                self.handed = Index(self.handed.0 + (out.len() - before) as u64);
-            }
+        if self.handed >= hi {
+            return Entries::new();
         }
+        let out = self.slice(self.handed.next(), hi, max_bytes);
+        self.handed = Index(self.handed.0 + out.len() as u64);
+        out
     }
 
     /// The largest index at or below `index` whose term is at most `term`:
@@ -212,11 +276,18 @@ impl RaftLog {
     pub fn check_invariants(&self) {
         let last = self.last_index();
         let mut prev = self.offset;
-        for e in &self.entries {
-            assert_eq!(e.index, prev.index.next(), "log not contiguous");
-            assert!(e.term >= prev.term, "log terms decrease at {:?}", e.id());
-            prev = e.id();
+        let mut held = 0;
+        for run in &self.runs {
+            assert!(!run.is_empty(), "empty run in the log");
+            for e in run.iter() {
+                assert_eq!(e.index, prev.index.next(), "log not contiguous");
+                assert!(e.term >= prev.term, "log terms decrease at {:?}", e.id());
+                assert_eq!(Some(e.term), self.term_at(e.index), "terms out of step");
+                prev = e.id();
+                held += 1;
+            }
         }
+        assert_eq!(held, self.terms.len(), "terms out of step with the runs");
         assert!(self.committed <= last, "committed beyond log");
         assert!(self.stable <= last, "stable beyond log");
         assert!(self.emitted <= last, "emitted beyond log");
@@ -258,9 +329,7 @@ mod tests {
         assert_eq!(l.last_index(), Index(2));
         assert_eq!(l.stable, Index(2));
         l.push(ent(3, 3));
-        let mut out = Vec::new();
-        l.take_unemitted(&mut out);
-        assert_eq!(out, alloc::vec![ent(3, 3)]);
+        assert_eq!(l.take_unemitted(), alloc::vec![ent(3, 3)]);
         l.check_invariants();
     }
 
@@ -287,11 +356,7 @@ mod tests {
         let mut l = log_of(&[1, 1]);
         l.push(ent(1, 3));
         l.committed = Index(3);
-        let take = |l: &mut RaftLog| {
-            let mut out = Vec::new();
-            l.take_committed(u64::MAX, &mut out);
-            out
-        };
+        let take = |l: &mut RaftLog| l.take_committed(u64::MAX);
         assert_eq!(
             take(&mut l).len(),
             2,
@@ -305,9 +370,115 @@ mod tests {
     #[test]
     fn slice_respects_the_byte_limit_but_takes_one() {
         let l = log_of(&[1, 1, 1]);
-        let len = |lo, hi, max| l.slice::<Vec<Entry>>(Index(lo), Index(hi), max).len();
+        let len = |lo, hi, max| l.slice(Index(lo), Index(hi), max).len();
         assert_eq!(len(1, 3, 1), 1);
         assert_eq!(len(1, 3, 48), 2);
         assert_eq!(len(4, 3, 48), 0);
+    }
+
+    #[test]
+    fn slices_across_runs_share_or_join_them() {
+        let mut l = log_of(&[1, 1]);
+        l.append((3..=5).map(|i| ent(2, i)).collect());
+        l.push(ent(2, 6));
+        let ids = |e: &Entries| e.iter().map(|e| e.index.get()).collect::<Vec<_>>();
+        assert_eq!(ids(&l.slice(Index(3), Index(4), u64::MAX)), [3, 4]);
+        assert_eq!(ids(&l.slice(Index(2), Index(6), u64::MAX)), [2, 3, 4, 5, 6]);
+        // 24 bytes an entry: the limit cuts inside the second run.
+        assert_eq!(ids(&l.slice(Index(2), Index(6), 72)), [2, 3, 4]);
+        l.truncate(Index(4));
+        assert_eq!(l.last_id(), LogId::new(Term(2), Index(3)));
+        assert_eq!(ids(&l.slice(Index(1), Index(9), u64::MAX)), [1, 2, 3]);
+        l.check_invariants();
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// Append a run of this many entries, the term raised by this much.
+            Append(u8, u8),
+            /// Truncate at this fraction of the log.
+            Truncate(u8),
+            /// Slice this fraction range with this byte limit.
+            Slice(u8, u8, u16),
+            /// Hand out what is unemitted.
+            TakeUnemitted,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (1u8..6, 0u8..2).prop_map(|(n, t)| Op::Append(n, t)),
+                any::<u8>().prop_map(Op::Truncate),
+                (any::<u8>(), any::<u8>(), 1u16..200).prop_map(|(a, b, m)| Op::Slice(a, b, m)),
+                Just(Op::TakeUnemitted),
+            ]
+        }
+
+        /// The naive slice: contiguous entries lo..=hi, cut at max bytes.
+        fn naive_slice(v: &[Entry], lo: u64, hi: u64, max: u64) -> Vec<Entry> {
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            for e in v.iter().filter(|e| (lo..=hi).contains(&e.index.get())) {
+                bytes += e.size_bytes();
+                if !out.is_empty() && bytes > max {
+                    break;
+                }
+                out.push(e.clone());
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+            #[test]
+            fn runs_behave_like_a_plain_vector(ops in proptest::collection::vec(op(), 1..40)) {
+                let mut l = log_of(&[]);
+                let mut v: Vec<Entry> = Vec::new();
+                let mut emitted = 0u64;
+                let frac = |f: u8, n: usize| (f as u64 * (n as u64 + 2)) / 256;
+                for op in ops {
+                    match op {
+                        Op::Append(n, dt) => {
+                            let term = v.last().map_or(1, |e| e.term.get()) + dt as u64;
+                            let first = v.len() as u64 + 1;
+                            let run: Vec<Entry> =
+                                (0..n as u64).map(|i| Entry {
+                                    term: Term(term),
+                                    index: Index(first + i),
+                                    kind: EntryKind::Normal,
+                                    data: Bytes::from(alloc::vec![0; i as usize]),
+                                }).collect();
+                            v.extend(run.iter().cloned());
+                            l.append(run.into());
+                        }
+                        Op::Truncate(f) => {
+                            let at = frac(f, v.len()).max(1);
+                            v.truncate(at as usize - 1);
+                            l.truncate(Index(at));
+                            emitted = emitted.min(at - 1);
+                        }
+                        Op::Slice(a, b, max) => {
+                            let (lo, hi) = (frac(a, v.len()).max(1), frac(b, v.len()));
+                            let got = l.slice(Index(lo), Index(hi), max as u64);
+                            prop_assert_eq!(got.to_vec(), naive_slice(&v, lo, hi, max as u64));
+                        }
+                        Op::TakeUnemitted => {
+                            let got = l.take_unemitted();
+                            prop_assert_eq!(got.to_vec(), naive_slice(&v, emitted + 1, u64::MAX, u64::MAX));
+                            emitted = v.len() as u64;
+                        }
+                    }
+                    l.check_invariants();
+                    prop_assert_eq!(l.last_index().get(), v.len() as u64);
+                    for e in &v {
+                        prop_assert_eq!(l.term_at(e.index), Some(e.term));
+                    }
+                    prop_assert_eq!(l.term_at(Index(v.len() as u64 + 1)), None);
+                }
+            }
+        }
     }
 }

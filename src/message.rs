@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::entries::Entries;
 use crate::types::{Index, LogId, NodeId, Term};
 
 /// What an entry carries.
@@ -115,8 +116,9 @@ pub enum Body {
     AppendEntries {
         /// The entry just before `entries`, for the consistency check.
         prev: LogId,
-        /// The entries to store, contiguous from `prev.index + 1`.
-        entries: Vec<Entry>,
+        /// The entries to store, contiguous from `prev.index + 1`. Shared
+        /// with the leader's log: sending them copies no entry.
+        entries: Entries,
         /// The leader's commit index.
         commit: Index,
     },

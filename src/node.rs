@@ -10,6 +10,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::config::Config;
+use crate::entries::Entries;
 use crate::error::{Error, Misuse, RestoreError};
 use crate::input::Input;
 use crate::log::RaftLog;
@@ -45,18 +46,11 @@ struct Pending {
     handed: Option<Index>,
 }
 
-/// Emptied buffers of handled Readies, for reuse.
+/// Emptied message buffers of handled Readies, for reuse. (Entries need
+/// none: a Ready shares the log's runs.)
 #[derive(Default)]
 struct Spares {
     msgs: Vec<Vec<Message>>,
-    entries: Vec<Vec<Entry>>,
-}
-
-fn spare_entries(spares: &mut Option<alloc::boxed::Box<Spares>>) -> Vec<Entry> {
-    spares
-        .as_mut()
-        .and_then(|s| s.entries.pop())
-        .unwrap_or_default()
 }
 
 /// One Raft node.
@@ -196,31 +190,23 @@ impl Node {
         Some(self.build_nonempty())
     }
 
-    /// Gives a handled Ready back so that its buffers are reused. Optional:
-    /// a host that empties its Readies with [`Ready::drain_messages`],
-    /// [`Ready::drain_entries`] and [`Ready::drain_committed`] and recycles
-    /// them allocates no buffers per Ready in steady state. Recycling says
-    /// nothing about durability; `advance` still does.
+    /// Gives a handled Ready back so that its message buffer is reused.
+    /// Optional: a host that empties its Readies' messages with
+    /// [`Ready::drain_messages`] and recycles them allocates no buffer per
+    /// Ready in steady state. Recycling says nothing about durability;
+    /// `advance` still does.
     pub fn recycle(&mut self, ready: Ready) {
         const KEEP: usize = 4;
-        let Ready {
-            mut messages,
-            mut entries,
-            mut committed,
-            ..
-        } = ready;
+        let mut messages = ready.messages;
+        if messages.capacity() == 0 {
+            return;
+        }
         let spares = self.spares.get_or_insert_with(Default::default);
-        if messages.capacity() > 0 && spares.msgs.len() < KEEP {
+        if spares.msgs.len() < KEEP {
             messages.clear();
             spares.msgs.push(messages);
+            self.buffers_in_use = true;
         }
-        for v in [&mut entries, &mut committed] {
-            if v.capacity() > 0 && spares.entries.len() < KEEP {
-                v.clear();
-                spares.entries.push(core::mem::take(v));
-            }
-        }
-        self.buffers_in_use = true;
     }
 
     /// Acknowledges that every Ready up to and including `id` has been handled
@@ -303,11 +289,7 @@ impl Node {
         self.next_id += 1;
         self.buffers_in_use = true;
         let raft = &mut self.raft;
-        let mut entries = Vec::new();
-        if raft.log.has_unemitted() {
-            entries = spare_entries(&mut self.spares);
-            raft.log.take_unemitted(&mut entries);
-        }
+        let entries = raft.log.take_unemitted();
         let hs = HardState {
             term: raft.term,
             vote: raft.vote,
@@ -322,11 +304,11 @@ impl Node {
         if hard_state.is_some() {
             self.emitted_hs = hs;
         }
-        let mut committed = Vec::new();
+        let mut committed = Entries::new();
         if raft.log.has_committed() {
-            committed = spare_entries(&mut self.spares);
-            raft.log
-                .take_committed(raft.cfg.max_committed_bytes_per_ready, &mut committed);
+            committed = raft
+                .log
+                .take_committed(raft.cfg.max_committed_bytes_per_ready);
             raft.settle_proposals(&mut self.lost);
         }
         self.committed_backlog = raft.log.handed < raft.log.durable_commit();

@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::entries::Entries;
 use crate::message::{Entry, HardState, Message};
 use crate::types::{Index, LogId, Term};
 
@@ -68,10 +69,10 @@ pub struct ReadState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     pub(crate) id: ReadyId,
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) entries: Entries,
     pub(crate) hard_state: Option<HardState>,
     pub(crate) messages: Vec<Message>,
-    pub(crate) committed: Vec<Entry>,
+    pub(crate) committed: Entries,
     pub(crate) proposed: Option<Proposed>,
     pub(crate) lost: Vec<LogId>,
     pub(crate) read_states: Vec<ReadState>,
@@ -82,10 +83,10 @@ impl Ready {
     pub(crate) fn empty(id: ReadyId) -> Ready {
         Ready {
             id,
-            entries: Vec::new(),
+            entries: Entries::new(),
             hard_state: None,
             messages: Vec::new(),
-            committed: Vec::new(),
+            committed: Entries::new(),
             proposed: None,
             lost: Vec::new(),
             read_states: Vec::new(),
@@ -166,30 +167,20 @@ impl Ready {
         self.messages.drain(..)
     }
 
-    /// Moves the entries to persist out one by one, keeping the buffer for
-    /// [`crate::Node::recycle`].
-    pub fn drain_entries(&mut self) -> alloc::vec::Drain<'_, Entry> {
-        self.entries.drain(..)
-    }
-
-    /// Moves the committed entries out one by one, keeping the buffer for
-    /// [`crate::Node::recycle`].
-    pub fn drain_committed(&mut self) -> alloc::vec::Drain<'_, Entry> {
-        self.committed.drain(..)
-    }
-
     /// Moves the messages out, to send them without copying.
     pub fn take_messages(&mut self) -> Vec<Message> {
         core::mem::take(&mut self.messages)
     }
 
-    /// Moves the entries to persist out.
-    pub fn take_entries(&mut self) -> Vec<Entry> {
+    /// Moves the entries to persist out: a shared run, to keep (an
+    /// in-memory log) or hand to another thread without copying an entry.
+    pub fn take_entries(&mut self) -> Entries {
         core::mem::take(&mut self.entries)
     }
 
-    /// Moves the committed entries out, to apply them without copying.
-    pub fn take_committed(&mut self) -> Vec<Entry> {
+    /// Moves the committed entries out: a shared run, to apply elsewhere
+    /// without copying an entry.
+    pub fn take_committed(&mut self) -> Entries {
         core::mem::take(&mut self.committed)
     }
 }

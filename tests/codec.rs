@@ -10,8 +10,8 @@ use common::*;
 use proptest::prelude::*;
 use zaft::codec::DEFAULT_MAX_MESSAGE_BYTES;
 use zaft::{
-    AppendResponse, Body, Codec, Config, DecodeError, EncodeError, Entry, EntryKind, HardState,
-    Index, Input, LogId, Message, Node, NodeId, Restored, Term,
+    AppendResponse, Body, Codec, Config, DecodeError, EncodeError, Entries, Entry, EntryKind,
+    HardState, Index, Input, LogId, Message, Node, NodeId, Restored, Term,
 };
 
 fn entry(term: u64, index: u64, kind: EntryKind, data: &'static [u8]) -> Entry {
@@ -47,12 +47,13 @@ fn every_kind() -> Vec<Message> {
                 entry(2, 10, EntryKind::Noop, b""),
                 entry(3, 11, EntryKind::Normal, b"set x = 1"),
                 entry(big, big, EntryKind::Normal, &[0, 255, 128, 7]),
-            ],
+            ]
+            .into(),
             commit: Index(10),
         },
         Body::AppendEntries {
             prev: LogId::ZERO,
-            entries: Vec::new(),
+            entries: Entries::new(),
             commit: Index(0),
         },
         Body::AppendEntriesResponse(AppendResponse::Success {
@@ -221,7 +222,7 @@ fn a_length_prefix_larger_than_the_input_is_refused_without_allocating() {
             3,
             Body::AppendEntries {
                 prev: lid(4, 5),
-                entries: Vec::new(),
+                entries: Entries::new(),
                 commit: Index(0),
             },
         ),
@@ -384,7 +385,7 @@ fn arb_message(
         (id(), proptest::collection::vec(arb_entry(n()), 0..4), n()).prop_map(
             |(prev, entries, commit)| Body::AppendEntries {
                 prev,
-                entries,
+                entries: entries.into(),
                 commit: Index(commit),
             }
         ),

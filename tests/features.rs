@@ -612,8 +612,8 @@ fn recycled_readies_change_nothing_but_buffers() {
         let mut node = Node::new(cfg, Restored::default()).unwrap();
         let mut seen = Vec::new();
         let mut handle = |node: &mut Node, mut ready: Ready| loop {
-            let entries: Vec<_> = ready.drain_entries().collect();
-            let committed: Vec<_> = ready.drain_committed().collect();
+            let entries = ready.take_entries().to_vec();
+            let committed = ready.take_committed().to_vec();
             let messages = ready.drain_messages().count();
             seen.push((entries, committed, messages));
             let id = ready.id();

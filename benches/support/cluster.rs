@@ -1,7 +1,7 @@
 //! An in-process zaft cluster driven by the run loop of the crate docs, shared
 //! by the benches (`#[path]`-included) and by the raft-rs comparison.
 //!
-//! Storage is a `Vec<Entry>` per host that really keeps every entry (truncate
+//! Storage is a [`RunLog`] per host that really keeps every entry (truncate
 //! at the first index of a Ready, then append) plus the last hard state; the
 //! network is one FIFO queue for the whole cluster; the state machine counts
 //! what it applies. Every Ready is handled in the documented order (persist,
@@ -12,14 +12,69 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use zaft::{Config, Entry, EntryKind, HardState, Input, Message, Node, NodeId, Ready};
+use zaft::{Config, Entries, Entry, EntryKind, HardState, Input, Message, Node, NodeId, Ready};
+
+/// An in-memory durable log that keeps the runs the node hands out as they
+/// are: storing a Ready's entries copies none of them. With `copying`
+/// (`ZAFT_BENCH_COPYING_HOST=1`), it clones every entry into a vector of its
+/// own instead, as a host with a `Vec<Entry>` log would.
+#[derive(Default)]
+pub struct RunLog {
+    runs: Vec<Entries>,
+    len: usize,
+    copying: bool,
+    copies: Vec<Entry>,
+}
+
+impl RunLog {
+    fn new() -> RunLog {
+        RunLog {
+            copying: std::env::var_os("ZAFT_BENCH_COPYING_HOST").is_some_and(|v| v == "1"),
+            ..RunLog::default()
+        }
+    }
+
+    /// Truncates the log at the run's first index, then appends the run.
+    pub fn write(&mut self, run: Entries) {
+        let Some(first) = run.first().map(|e| e.index.get()) else {
+            return;
+        };
+        if self.copying {
+            self.copies.truncate(first as usize - 1);
+            self.copies.extend_from_slice(&run);
+            self.len = self.copies.len();
+            return;
+        }
+        while let Some(last) = self.runs.last_mut() {
+            let last_first = last[0].index.get();
+            if last_first >= first {
+                self.len -= last.len();
+                self.runs.pop();
+            } else {
+                let keep = (first - last_first) as usize;
+                if keep < last.len() {
+                    self.len -= last.len() - keep;
+                    *last = last.slice(..keep);
+                }
+                break;
+            }
+        }
+        self.len += run.len();
+        self.runs.push(run);
+    }
+
+    /// The number of entries held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
 
 /// One node and a model of its host.
 pub struct Host {
     /// The node.
     pub node: Node,
     /// The durable log, from index 1.
-    pub log: Vec<Entry>,
+    pub log: RunLog,
     /// The last hard state saved.
     pub hard_state: HardState,
     /// The index of the last entry applied (noops included).
@@ -34,7 +89,7 @@ impl Host {
     fn new(node: Node) -> Host {
         Host {
             node,
-            log: Vec::new(),
+            log: RunLog::new(),
             hard_state: HardState::default(),
             applied_index: 0,
             applied_entries: 0,
@@ -43,19 +98,16 @@ impl Host {
     }
 
     /// Handles a Ready as the crate docs say, then the follow-ups `advance`
-    /// returns, until one is empty. Each Ready is drained and recycled, so
-    /// its buffers are reused.
+    /// returns, until one is empty. Each Ready's messages are drained and
+    /// its buffer recycled.
     pub fn handle(&mut self, mut ready: Ready, net: &mut VecDeque<Message>) {
         loop {
-            if let Some(first) = ready.entries().first() {
-                self.log.truncate(first.index.get() as usize - 1);
-                self.log.extend(ready.drain_entries());
-            }
+            self.log.write(ready.take_entries());
             if let Some(hs) = ready.hard_state() {
                 self.hard_state = *hs;
             }
             net.extend(ready.drain_messages());
-            for e in ready.drain_committed() {
+            for e in ready.committed() {
                 self.applied_index = e.index.get();
                 if e.kind == EntryKind::Normal {
                     self.applied_entries += 1;

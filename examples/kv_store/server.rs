@@ -477,7 +477,7 @@ impl Host {
                 self.unreachable.push(p);
             }
         }
-        for e in ready.take_committed() {
+        for e in ready.committed() {
             self.applied = self.applied.max(e.index.get());
             let reply = if e.kind != EntryKind::Normal {
                 None

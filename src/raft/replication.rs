@@ -7,6 +7,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::{Raft, bug, ld};
+use crate::entries::Entries;
 use crate::error::{Busy, Error};
 use crate::message::{AppendResponse, Body, Entry, EntryKind};
 use crate::quorum::{committed_index, majority};
@@ -84,15 +85,16 @@ impl Raft {
         ld!(self).uncommitted_bytes += bytes;
         let term = self.term;
         let first = self.log.last_index().next();
-        for d in data {
-            let index = self.log.last_index().next();
-            self.log.push(Entry {
-                term,
-                index,
-                kind: EntryKind::Normal,
-                data: d,
-            });
-        }
+        // One run, one allocation, shared from here to every follower and
+        // to the host.
+        let mut data = data.into_iter();
+        let run = Entries::build(data.len(), |i| Entry {
+            term,
+            index: Index(first.0 + i as u64),
+            kind: EntryKind::Normal,
+            data: data.next().unwrap_or_default(),
+        });
+        self.log.append(run);
         let last = self.log.last_index();
         self.broadcast_append(false);
         Ok(Proposed { term, first, last })
@@ -201,7 +203,7 @@ impl Raft {
             debug_assert!(false, "next index {next:?} beyond the log");
             return false;
         };
-        let entries: Vec<Entry> = self
+        let entries = self
             .log
             .slice(next, last, self.cfg.max_entries_bytes_per_msg);
         let bytes = entries.iter().map(Entry::size_bytes).sum();
@@ -360,7 +362,7 @@ impl Raft {
         from: NodeId,
         term: Term,
         prev: LogId,
-        entries: Vec<Entry>,
+        entries: Entries,
         commit: Index,
     ) {
         if self.role == Role::Leader {
@@ -404,9 +406,7 @@ impl Raft {
             if at <= self.log.last_index() {
                 self.log.truncate(at);
             }
-            for e in entries.into_iter().skip(k) {
-                self.log.push(e);
-            }
+            self.log.append(entries.sub(k, entries.len()));
         } else if bug!(self, TruncateOnStaleAppend)
             && last_new < self.log.last_index()
             && last_new >= self.log.committed

@@ -430,8 +430,7 @@ impl Cluster {
             }
             // 1. Persist: into the volatile buffer (and the host's view).
             let has_writes = !ready.entries().is_empty() || ready.hard_state().is_some();
-            // Collected, so this compiles whatever collection `take_entries` returns.
-            let entries: Vec<Entry> = ready.take_entries().into_iter().collect();
+            let entries: Vec<Entry> = ready.entries().to_vec();
             if let Some(first) = entries.first() {
                 let at = first.index;
                 self.write_view(n, &entries)?;
@@ -458,7 +457,7 @@ impl Cluster {
                     self.reply(client, seq, attempt, Reply::Lost);
                 }
             }
-            let committed: Vec<Entry> = ready.take_committed().into_iter().collect();
+            let committed: Vec<Entry> = ready.committed().to_vec();
             self.apply(n, committed)?;
             // Read-index answers: serve each read once the state machine has
             // applied up to the index it names (at once if it already has).

@@ -113,7 +113,7 @@ pub fn append(
         term,
         Body::AppendEntries {
             prev,
-            entries,
+            entries: entries.into(),
             commit: Index(commit),
         },
     )
@@ -522,7 +522,7 @@ impl Cluster {
         let entries = ready.take_entries();
         if !entries.is_empty() {
             write_entries(&mut h.log, &entries);
-            h.unsynced.push((rid, Write::Entries(entries)));
+            h.unsynced.push((rid, Write::Entries(entries.to_vec())));
         }
         if let Some(hs) = ready.hard_state() {
             h.unsynced.push((rid, Write::HardState(*hs)));
