@@ -157,10 +157,30 @@ impl RaftLog {
         if lo > hi || self.pos(lo).is_none() {
             return Entries::new();
         }
+        let first_run = self.run_of(lo);
+        let run = &self.runs[first_run];
+        let a = (lo.0 - run[0].index.0) as usize;
+        let n = (hi.0 - lo.0 + 1) as usize;
+        if a + n <= run.len() {
+            // The common case: all from one run (a proposal batch handed to
+            // the host, or replicated as it was proposed).
+            let mut k = n;
+            if max_bytes != u64::MAX {
+                let mut bytes = 0u64;
+                for (j, e) in run[a..a + n].iter().enumerate() {
+                    bytes += e.size_bytes();
+                    if bytes > max_bytes && j > 0 {
+                        k = j;
+                        break;
+                    }
+                }
+            }
+            return run.sub(a, a + k);
+        }
         let mut parts: SmallVec<[Entries; 2]> = SmallVec::new();
         let mut bytes = 0u64;
         let mut next = lo;
-        for run in self.runs.range(self.run_of(lo)..) {
+        for run in self.runs.range(first_run..) {
             let a = (next.0 - run[0].index.0) as usize;
             let want = (run.len() - a).min((hi.0 - next.0 + 1) as usize);
             let mut k = want;
