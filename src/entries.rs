@@ -111,6 +111,20 @@ impl Entries {
         }
     }
 
+    /// Extends this run with `next` if `next` continues it in the same
+    /// buffer (two pieces of one proposal batch, sent in two messages).
+    /// Returns whether it did.
+    #[inline]
+    pub(crate) fn try_join(&mut self, next: &Entries) -> bool {
+        match (&self.buf, &next.buf) {
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) && self.end == next.start => {
+                self.end = next.end;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// One run holding `parts` in order, sharing the part's buffer when
     /// there is only one.
     pub(crate) fn concat(parts: &[Entries]) -> Entries {
@@ -286,6 +300,17 @@ mod tests {
             r.is_empty() && r.buf.is_none(),
             "an empty run holds nothing"
         );
+    }
+
+    #[test]
+    fn adjacent_pieces_of_one_buffer_join_without_copying() {
+        let r = run(1, 6);
+        let mut a = r.slice(..2);
+        assert!(a.try_join(&r.slice(2..4)));
+        assert_eq!(indexes(&a), [1, 2, 3, 4]);
+        assert!(!a.try_join(&r.slice(5..)), "a gap");
+        assert!(!a.try_join(&run(5, 6)), "another buffer");
+        assert_eq!(indexes(&a), [1, 2, 3, 4]);
     }
 
     #[test]

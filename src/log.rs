@@ -126,6 +126,13 @@ impl RaftLog {
         debug_assert_eq!(first.index, self.last_index().next());
         debug_assert!(first.term >= self.last_id().term);
         self.terms.extend(run.iter().map(|e| e.term));
+        // The pieces of one leader batch, arriving in several messages,
+        // become one run again.
+        if let Some(last) = self.runs.back_mut()
+            && last.try_join(&run)
+        {
+            return;
+        }
         self.runs.push_back(run);
     }
 
@@ -194,7 +201,10 @@ impl RaftLog {
                 }
             }
             if k > 0 {
-                parts.push(run.sub(a, a + k));
+                let piece = run.sub(a, a + k);
+                if !parts.last_mut().is_some_and(|p| p.try_join(&piece)) {
+                    parts.push(piece);
+                }
             }
             next = Index(next.0 + k as u64);
             if k < want || next > hi {
@@ -420,6 +430,9 @@ mod tests {
         enum Op {
             /// Append a run of this many entries, the term raised by this much.
             Append(u8, u8),
+            /// The same, but in two pieces of one buffer split at this point
+            /// (one batch arriving in two messages).
+            AppendPieces(u8, u8, u8),
             /// Truncate at this fraction of the log.
             Truncate(u8),
             /// Slice this fraction range with this byte limit.
@@ -431,6 +444,7 @@ mod tests {
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
                 (1u8..6, 0u8..2).prop_map(|(n, t)| Op::Append(n, t)),
+                (2u8..8, 0u8..2, any::<u8>()).prop_map(|(n, t, at)| Op::AppendPieces(n, t, at)),
                 any::<u8>().prop_map(Op::Truncate),
                 (any::<u8>(), any::<u8>(), 1u16..200).prop_map(|(a, b, m)| Op::Slice(a, b, m)),
                 Just(Op::TakeUnemitted),
@@ -461,7 +475,7 @@ mod tests {
                 let frac = |f: u8, n: usize| (f as u64 * (n as u64 + 2)) / 256;
                 for op in ops {
                     match op {
-                        Op::Append(n, dt) => {
+                        Op::Append(n, dt) | Op::AppendPieces(n, dt, _) => {
                             let term = v.last().map_or(1, |e| e.term.get()) + dt as u64;
                             let first = v.len() as u64 + 1;
                             let run: Vec<Entry> =
@@ -472,7 +486,14 @@ mod tests {
                                     data: Bytes::from(alloc::vec![0; i as usize]),
                                 }).collect();
                             v.extend(run.iter().cloned());
-                            l.append(run.into());
+                            let run = Entries::from(run);
+                            if let Op::AppendPieces(_, _, at) = op {
+                                let at = 1 + at as usize % (n as usize - 1);
+                                l.append(run.slice(..at));
+                                l.append(run.slice(at..));
+                            } else {
+                                l.append(run);
+                            }
                         }
                         Op::Truncate(f) => {
                             let at = frac(f, v.len()).max(1);
