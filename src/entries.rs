@@ -39,9 +39,16 @@ pub struct Entries {
     /// `None` for an empty run: an empty run costs no allocation.
     buf: Option<Arc<[Entry]>>,
     /// Invariant: `start <= end <= buf.len()`, and `start == end == 0`
-    /// when `buf` is `None`.
-    start: usize,
-    end: usize,
+    /// when `buf` is `None`. 32 bits keep a message small; a run of 2^32
+    /// entries would take hundreds of gigabytes.
+    start: u32,
+    end: u32,
+}
+
+/// A position in a run.
+#[inline]
+fn at(n: usize) -> u32 {
+    u32::try_from(n).expect("a run holds fewer than 2^32 entries")
 }
 
 impl Entries {
@@ -58,7 +65,7 @@ impl Entries {
     #[inline]
     pub fn as_slice(&self) -> &[Entry] {
         match &self.buf {
-            Some(b) => &b[self.start..self.end],
+            Some(b) => &b[self.start as usize..self.end as usize],
             None => &[],
         }
     }
@@ -69,7 +76,7 @@ impl Entries {
     ///
     /// If the range is out of bounds or decreasing, like slice indexing.
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Entries {
-        let len = self.end - self.start;
+        let len = (self.end - self.start) as usize;
         let lo = match range.start_bound() {
             Bound::Included(&a) => a,
             Bound::Excluded(&a) => a + 1,
@@ -90,14 +97,14 @@ impl Entries {
     /// Positions `lo..hi`, which the caller knows are in bounds.
     #[inline]
     pub(crate) fn sub(&self, lo: usize, hi: usize) -> Entries {
-        debug_assert!(lo <= hi && hi <= self.end - self.start);
+        debug_assert!(lo <= hi && hi <= (self.end - self.start) as usize);
         if lo == hi {
             return Entries::new();
         }
         Entries {
             buf: self.buf.clone(),
-            start: self.start + lo,
-            end: self.start + hi,
+            start: self.start + at(lo),
+            end: self.start + at(hi),
         }
     }
 
@@ -106,8 +113,8 @@ impl Entries {
     pub(crate) fn truncate(&mut self, len: usize) {
         if len == 0 {
             *self = Entries::new();
-        } else if len < self.end - self.start {
-            self.end = self.start + len;
+        } else if len < (self.end - self.start) as usize {
+            self.end = self.start + at(len);
         }
     }
 
@@ -151,7 +158,7 @@ impl Entries {
         Entries {
             buf: Some(buf),
             start: 0,
-            end: n,
+            end: at(n),
         }
     }
 }
@@ -176,7 +183,7 @@ impl From<Vec<Entry>> for Entries {
         if v.is_empty() {
             return Entries::new();
         }
-        let end = v.len();
+        let end = at(v.len());
         Entries {
             buf: Some(Arc::from(v)),
             start: 0,
@@ -194,7 +201,7 @@ impl From<&[Entry]> for Entries {
 impl FromIterator<Entry> for Entries {
     fn from_iter<I: IntoIterator<Item = Entry>>(iter: I) -> Entries {
         let buf: Arc<[Entry]> = iter.into_iter().collect();
-        let end = buf.len();
+        let end = at(buf.len());
         if end == 0 {
             return Entries::new();
         }
