@@ -6,6 +6,7 @@
 //! and releasing held messages, the node's own vote and its own match index
 //! only when the host says they are durable.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -16,7 +17,7 @@ use crate::input::Input;
 use crate::log::RaftLog;
 use crate::message::{Entry, HardState, Message};
 use crate::raft::Raft;
-use crate::ready::{Ready, ReadyId};
+use crate::ready::{Parts, Ready, ReadyId};
 use crate::status::{PeerProgress, Status};
 use crate::types::{Index, LogId, NodeId, Term};
 
@@ -46,12 +47,9 @@ struct Pending {
     handed: Option<Index>,
 }
 
-/// Emptied message buffers of handled Readies, for reuse. (Entries need
-/// none: a Ready shares the log's runs.)
-#[derive(Default)]
-struct Spares {
-    msgs: Vec<Vec<Message>>,
-}
+/// The emptied bodies of handled Readies, with their vectors' buffers, for
+/// reuse.
+type Spares = Vec<Box<Parts>>;
 
 /// One Raft node.
 ///
@@ -79,12 +77,11 @@ pub struct Node {
     /// durable, oldest first. One queue for all Readies: no allocation per
     /// Ready in steady state.
     held: VecDeque<(ReadyId, Message)>,
-    /// Emptied buffers of handled Readies, given back by `recycle`.
-    /// Boxed: most nodes of a multi-raft process are idle and keep none.
-    spares: Option<alloc::boxed::Box<Spares>>,
+    /// Emptied bodies of handled Readies, given back by `recycle`. `None`
+    /// (no allocation) in the many idle nodes of a multi-raft process.
+    spares: Option<Spares>,
     /// The hard state last handed to the host.
     emitted_hs: HardState,
-    lost: Vec<LogId>,
 }
 
 impl Node {
@@ -142,7 +139,6 @@ impl Node {
             committed_backlog: false,
             spares: None,
             emitted_hs,
-            lost: Vec::new(),
         };
         node.check_invariants();
         Ok(node)
@@ -203,21 +199,21 @@ impl Node {
         Some(self.build_nonempty())
     }
 
-    /// Gives a handled Ready back so that its message buffer is reused.
-    /// Optional: a host that empties its Readies' messages with
-    /// [`Ready::drain_messages`] and recycles them allocates no buffer per
-    /// Ready in steady state. Recycling says nothing about durability;
-    /// `advance` still does.
+    /// Gives a handled Ready back so that its memory is reused. Optional:
+    /// a host that recycles its Readies (after taking or draining what it
+    /// keeps) makes no allocation per Ready in steady state. Whatever the
+    /// host left in the Ready is dropped. Recycling says nothing about
+    /// durability; `advance` still does.
+    #[inline]
     pub fn recycle(&mut self, ready: Ready) {
         const KEEP: usize = 4;
-        let mut messages = ready.messages;
-        if messages.capacity() == 0 {
+        let Some(mut parts) = ready.parts else {
             return;
-        }
-        let spares = self.spares.get_or_insert_with(Default::default);
-        if spares.msgs.len() < KEEP {
-            messages.clear();
-            spares.msgs.push(messages);
+        };
+        let spares = self.spares.get_or_insert_with(Vec::new);
+        if spares.len() < KEEP {
+            parts.clear();
+            spares.push(parts);
         }
         self.buffers_in_use = true;
     }
@@ -300,6 +296,7 @@ impl Node {
     fn build_nonempty(&mut self) -> Ready {
         let id = ReadyId(self.next_id);
         self.next_id += 1;
+        let mut parts = self.spares.as_mut().and_then(Vec::pop).unwrap_or_default();
         let raft = &mut self.raft;
         let entries = raft.log.take_unemitted();
         let hs = HardState {
@@ -321,7 +318,7 @@ impl Node {
             committed = raft
                 .log
                 .take_committed(raft.cfg.max_committed_bytes_per_ready);
-            raft.settle_proposals(&mut self.lost);
+            raft.settle_proposals(&mut parts.lost);
         }
         self.committed_backlog = raft.log.handed < raft.log.durable_commit();
         if !raft.held.is_empty() {
@@ -338,22 +335,16 @@ impl Node {
                 handed: committed.last().map(|e| e.index),
             });
         }
+        parts.entries = entries;
+        parts.hard_state = hard_state;
+        parts.committed = committed;
+        parts.proposed = raft.proposed.take();
+        // `msgs` and `read_states` go on with the recycled (empty) buffers.
+        core::mem::swap(&mut parts.messages, &mut raft.msgs);
+        core::mem::swap(&mut parts.read_states, &mut raft.read_states);
         let ready = Ready {
             id,
-            entries,
-            hard_state,
-            // `msgs` goes on with a recycled buffer, if there is one.
-            messages: core::mem::replace(
-                &mut raft.msgs,
-                self.spares
-                    .as_mut()
-                    .and_then(|s| s.msgs.pop())
-                    .unwrap_or_default(),
-            ),
-            committed,
-            proposed: raft.proposed.take(),
-            lost: core::mem::take(&mut self.lost),
-            read_states: core::mem::take(&mut raft.read_states),
+            parts: Some(parts),
         };
         // Only what really holds memory needs the next tick's attention: a
         // heartbeat answered leaves nothing behind.
