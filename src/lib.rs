@@ -153,6 +153,6 @@ pub use error::{Busy, ConfigError, Error, Misuse, RestoreError};
 pub use input::Input;
 pub use message::{AppendResponse, Body, Entry, EntryKind, HardState, Message};
 pub use node::{Node, Restored};
-pub use ready::{Proposed, ReadState, Ready, ReadyId};
+pub use ready::{DrainMessages, Proposed, ReadState, Ready, ReadyId};
 pub use status::{DropCounters, DropReason, PeerProgress, ProgressState, Role, Status};
 pub use types::{Index, LogId, NodeId, Term};

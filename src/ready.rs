@@ -126,12 +126,14 @@ impl Ready {
     /// Entries to append to the durable log. They are contiguous. If the log
     /// already holds an entry at `entries()[0].index` or beyond, those entries
     /// are replaced: truncate the log at the first index, then append.
+    #[inline]
     pub fn entries(&self) -> &[Entry] {
         self.parts.as_ref().map_or(&[], |p| &p.entries)
     }
 
     /// The hard state to save, if it changed. Save it atomically (all fields
     /// or none).
+    #[inline]
     pub fn hard_state(&self) -> Option<&HardState> {
         self.parts.as_ref().and_then(|p| p.hard_state.as_ref())
     }
@@ -141,6 +143,7 @@ impl Ready {
     /// (vote grants, append acknowledgements) are held inside the node and come
     /// out of the `advance` that acknowledges what they depend on. Messages may
     /// be lost, reordered or duplicated by the network without harm.
+    #[inline]
     pub fn messages(&self) -> &[Message] {
         self.parts.as_ref().map_or(&[], |p| &p.messages)
     }
@@ -150,6 +153,7 @@ impl Ready {
     /// the applied index at restore), and only once it is durable in this
     /// node's own log. Entries of kind [`crate::EntryKind::Noop`] carry nothing
     /// to apply but still count as applied.
+    #[inline]
     pub fn committed(&self) -> &[Entry] {
         self.parts.as_ref().map_or(&[], |p| &p.committed)
     }
@@ -158,6 +162,7 @@ impl Ready {
     /// this Ready, if it was a proposal. When an entry with that id appears in
     /// [`Ready::committed`] the proposal has succeeded; if its id appears in
     /// [`Ready::lost`] it never will.
+    #[inline]
     pub fn proposed(&self) -> Option<Proposed> {
         self.parts.as_ref().and_then(|p| p.proposed)
     }
@@ -165,11 +170,13 @@ impl Ready {
     /// Proposals accepted by this node that will never commit: a different
     /// entry was committed at their index (a new leader overwrote them). The
     /// client can be told to retry.
+    #[inline]
     pub fn lost(&self) -> &[LogId] {
         self.parts.as_ref().map_or(&[], |p| &p.lost)
     }
 
     /// Answers to read-index requests.
+    #[inline]
     pub fn read_states(&self) -> &[ReadState] {
         self.parts.as_ref().map_or(&[], |p| &p.read_states)
     }
@@ -183,11 +190,13 @@ impl Ready {
 
     /// Moves the messages out one by one, keeping the buffer for
     /// [`crate::Node::recycle`].
-    pub fn drain_messages(&mut self) -> impl Iterator<Item = Message> + '_ {
-        self.parts.iter_mut().flat_map(|p| p.messages.drain(..))
+    #[inline]
+    pub fn drain_messages(&mut self) -> DrainMessages<'_> {
+        DrainMessages(self.parts.as_mut().map(|p| p.messages.drain(..)))
     }
 
     /// Moves the messages out, to send them without copying.
+    #[inline]
     pub fn take_messages(&mut self) -> Vec<Message> {
         self.parts
             .as_mut()
@@ -196,6 +205,7 @@ impl Ready {
 
     /// Moves the entries to persist out: a shared run, to keep (an
     /// in-memory log) or hand to another thread without copying an entry.
+    #[inline]
     pub fn take_entries(&mut self) -> Entries {
         self.parts
             .as_mut()
@@ -204,10 +214,39 @@ impl Ready {
 
     /// Moves the committed entries out: a shared run, to apply elsewhere
     /// without copying an entry.
+    #[inline]
     pub fn take_committed(&mut self) -> Entries {
         self.parts
             .as_mut()
             .map_or_else(Entries::new, |p| core::mem::take(&mut p.committed))
+    }
+}
+
+/// The messages of a [`Ready`], moved out one by one
+/// ([`Ready::drain_messages`]).
+#[derive(Debug)]
+pub struct DrainMessages<'a>(Option<alloc::vec::Drain<'a, Message>>);
+
+impl Iterator for DrainMessages<'_> {
+    type Item = Message;
+
+    #[inline]
+    fn next(&mut self) -> Option<Message> {
+        self.0.as_mut()?.next()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.as_ref().map_or((0, Some(0)), |d| d.size_hint())
+    }
+}
+
+impl ExactSizeIterator for DrainMessages<'_> {}
+
+impl DoubleEndedIterator for DrainMessages<'_> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Message> {
+        self.0.as_mut()?.next_back()
     }
 }
 
