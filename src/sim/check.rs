@@ -60,11 +60,13 @@ pub enum Check {
     NodeError,
     /// The node panicked (one of its own invariant assertions fired).
     NodePanic,
+    /// A message did not come out of the wire codec as it went in.
+    Codec,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Check; 11] = [
+    pub const ALL: [Check; 12] = [
         Check::ElectionSafety,
         Check::LogMatching,
         Check::LeaderCompleteness,
@@ -76,6 +78,7 @@ impl Check {
         Check::Liveness,
         Check::NodeError,
         Check::NodePanic,
+        Check::Codec,
     ];
 }
 
@@ -93,6 +96,7 @@ impl fmt::Display for Check {
             Check::Liveness => "Liveness",
             Check::NodeError => "Node error",
             Check::NodePanic => "Node panic",
+            Check::Codec => "Wire codec round trip",
         })
     }
 }

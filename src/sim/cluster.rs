@@ -444,6 +444,7 @@ impl Cluster {
             }
             // 2. Send.
             for m in ready.take_messages() {
+                let m = if self.plan.wire { over_the_wire(m)? } else { m };
                 self.send(n, m);
             }
             if self.crash_point(n, CrashPoint::AfterSend)? {
@@ -1469,5 +1470,24 @@ impl Cluster {
             at_us: self.now,
             trace: self.trace.lines(),
         })
+    }
+}
+
+/// `m` encoded and decoded again with the default codec, as a host on a
+/// real network sends it. The simulator's payloads are small, so every
+/// message the node's size limits let through must encode.
+fn over_the_wire(m: Message) -> Result<Message, Fail> {
+    let codec = crate::Codec::default();
+    let bytes = match codec.encode(&m) {
+        Ok(b) => b,
+        Err(e) => return fail(Check::Codec, format!("{m:?} does not encode: {e}")),
+    };
+    match codec.decode(&bytes) {
+        Ok(back) if back == m => Ok(back),
+        Ok(back) => fail(
+            Check::Codec,
+            format!("{m:?} came out of the codec as {back:?}"),
+        ),
+        Err(e) => fail(Check::Codec, format!("{m:?} does not decode: {e}")),
     }
 }

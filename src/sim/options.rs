@@ -418,6 +418,9 @@ pub struct Plan {
     pub config: Config,
     /// The bug injected, if any.
     pub bug: Option<BugInjection>,
+    /// Whether every message goes through [`crate::Codec`] (encoded, then
+    /// decoded) on its way, as over a real network.
+    pub wire: bool,
 }
 
 impl Plan {
@@ -453,6 +456,7 @@ impl Plan {
             operator_every_ticks: 0,
             config,
             bug: None,
+            wire: false,
         }
     }
 
@@ -546,6 +550,8 @@ impl Plan {
             operator_every_ticks: if rng.coin() { rng.range(20, 150) } else { 0 },
             config,
             bug: options.bug,
+            // Drawn last: the draws above stay what they were for every seed.
+            wire: rng.coin(),
         }
     }
 
