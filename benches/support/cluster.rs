@@ -83,6 +83,9 @@ pub struct Host {
     pub applied_entries: u64,
     /// Payload bytes applied (so the apply loop reads the data).
     pub applied_bytes: u64,
+    /// Whether handled Readies go back to the node (`Node::recycle`); off
+    /// with `ZAFT_BENCH_NO_RECYCLE=1`.
+    recycle: bool,
 }
 
 impl Host {
@@ -94,12 +97,13 @@ impl Host {
             applied_index: 0,
             applied_entries: 0,
             applied_bytes: 0,
+            recycle: std::env::var_os("ZAFT_BENCH_NO_RECYCLE").is_none_or(|v| v != "1"),
         }
     }
 
     /// Handles a Ready as the crate docs say, then the follow-ups `advance`
-    /// returns, until one is empty. Each Ready's messages are drained and
-    /// its buffer recycled.
+    /// returns, until one is empty. The host keeps each Ready's entries as
+    /// the shared run it is handed, drains its messages and recycles it.
     pub fn handle(&mut self, mut ready: Ready, net: &mut VecDeque<Message>) {
         loop {
             self.log.write(ready.take_entries());
@@ -116,7 +120,9 @@ impl Host {
             }
             // (a real host fsyncs here)
             let id = ready.id();
-            self.node.recycle(ready);
+            if self.recycle {
+                self.node.recycle(ready);
+            }
             ready = self.node.advance(id).expect("advance");
             if ready.is_empty() {
                 break;
