@@ -79,11 +79,11 @@ impl Entries {
         let len = (self.end - self.start) as usize;
         let lo = match range.start_bound() {
             Bound::Included(&a) => a,
-            Bound::Excluded(&a) => a + 1,
+            Bound::Excluded(&a) => a.saturating_add(1),
             Bound::Unbounded => 0,
         };
         let hi = match range.end_bound() {
-            Bound::Included(&b) => b + 1,
+            Bound::Included(&b) => b.saturating_add(1),
             Bound::Excluded(&b) => b,
             Bound::Unbounded => len,
         };

@@ -352,7 +352,8 @@ impl Node {
             || self.pending.capacity() > 0
             || self.held.capacity() > 0
             || self.raft.held.capacity() > 0
-            || self.raft.msgs.capacity() > 0;
+            || self.raft.msgs.capacity() > 0
+            || self.raft.read_states.capacity() > 0;
         self.check_invariants();
         ready
     }
@@ -382,12 +383,14 @@ impl Node {
         let idle = self.pending.is_empty()
             && self.held.is_empty()
             && self.raft.held.is_empty()
-            && self.raft.msgs.is_empty();
+            && self.raft.msgs.is_empty()
+            && self.raft.read_states.is_empty();
         if idle {
             self.pending = VecDeque::new();
             self.held = VecDeque::new();
             self.raft.held = Vec::new();
             self.raft.msgs = Vec::new();
+            self.raft.read_states = Vec::new();
             self.spares = None;
             self.buffers_in_use = false;
         }
