@@ -346,6 +346,73 @@ fn per_kind(c: &mut Criterion) {
         &mut l,
         Input::Tick,
     );
+
+    // The other message kinds, each on a path that leaves the node as it
+    // was, so the same message can be stepped again and again.
+    let mut f = follower();
+    bench_repeat(
+        c,
+        "follower/Commit (nothing new to apply)",
+        &mut f,
+        Input::Message(msg(PEER, 1, Body::Commit { commit: Index(0) })),
+    );
+    let mut f = follower();
+    bench_repeat(
+        c,
+        "follower/ReadIndexResponse (handed to the host)",
+        &mut f,
+        Input::Message(msg(
+            PEER,
+            1,
+            Body::ReadIndexResponse {
+                ctx: 7,
+                index: Some(Index(0)),
+            },
+        )),
+    );
+    let mut f = follower();
+    bench_repeat(
+        c,
+        "follower/PreVote (refused: leader alive)",
+        &mut f,
+        Input::Message(msg(
+            OTHER,
+            2,
+            Body::PreVote {
+                last_log: LogId::ZERO,
+            },
+        )),
+    );
+    // No leader heard: the pre-vote is granted, and changes no term.
+    let mut cfg = config(ME);
+    cfg.pre_vote = true;
+    let mut n = Node::new(cfg, Default::default()).expect("config");
+    bench_repeat(
+        c,
+        "node/PreVote (granted)",
+        &mut n,
+        Input::Message(msg(
+            OTHER,
+            1,
+            Body::PreVote {
+                last_log: LogId::ZERO,
+            },
+        )),
+    );
+    let mut l = leader();
+    bench_repeat(
+        c,
+        "leader/RequestVoteResponse (stale, dropped)",
+        &mut l,
+        Input::Message(msg(OTHER, 1, Body::RequestVoteResponse { granted: true })),
+    );
+    let mut l = leader();
+    bench_repeat(
+        c,
+        "leader/PreVoteResponse (stale, dropped)",
+        &mut l,
+        Input::Message(msg(OTHER, 1, Body::PreVoteResponse { granted: false })),
+    );
 }
 
 /// 10,000 followers of a 3-member group each (the multi-raft case).
