@@ -13,6 +13,23 @@ use crate::entries::Entries;
 use crate::message::Entry;
 use crate::types::{Index, LogId, Term};
 
+/// How many of `entries` fit within `max_bytes`, counting them into `bytes`
+/// (the size of what was taken before them). The first entry of a slice is
+/// always taken, however large: `took_some` says whether it already was.
+#[inline]
+fn fit(entries: &[Entry], bytes: &mut u64, max_bytes: u64, took_some: bool) -> usize {
+    if max_bytes == u64::MAX {
+        return entries.len();
+    }
+    for (j, e) in entries.iter().enumerate() {
+        *bytes += e.size_bytes();
+        if *bytes > max_bytes && (j > 0 || took_some) {
+            return j;
+        }
+    }
+    entries.len()
+}
+
 /// The log of one node.
 ///
 /// Entries are held as shared runs ([`Entries`]), the way they arrived (a
@@ -164,55 +181,29 @@ impl RaftLog {
         if lo > hi || self.pos(lo).is_none() {
             return Entries::new();
         }
-        let first_run = self.run_of(lo);
-        let run = &self.runs[first_run];
-        let a = (lo.0 - run[0].index.0) as usize;
-        let n = (hi.0 - lo.0 + 1) as usize;
-        if a + n <= run.len() {
-            // The common case: all from one run (a proposal batch handed to
-            // the host, or replicated as it was proposed).
-            let mut k = n;
-            if max_bytes != u64::MAX {
-                let mut bytes = 0u64;
-                for (j, e) in run[a..a + n].iter().enumerate() {
-                    bytes += e.size_bytes();
-                    if bytes > max_bytes && j > 0 {
-                        k = j;
-                        break;
-                    }
-                }
-            }
-            return run.sub(a, a + k);
-        }
         let mut parts: SmallVec<[Entries; 2]> = SmallVec::new();
         let mut bytes = 0u64;
         let mut next = lo;
-        for run in self.runs.range(first_run..) {
+        for run in self.runs.range(self.run_of(lo)..) {
             let a = (next.0 - run[0].index.0) as usize;
             let want = (run.len() - a).min((hi.0 - next.0 + 1) as usize);
-            let mut k = want;
-            if max_bytes != u64::MAX {
-                for (j, e) in run[a..a + want].iter().enumerate() {
-                    bytes += e.size_bytes();
-                    if bytes > max_bytes && (j > 0 || next > lo) {
-                        k = j;
-                        break;
-                    }
-                }
-            }
-            if k > 0 {
-                let piece = run.sub(a, a + k);
-                if !parts.last_mut().is_some_and(|p| p.try_join(&piece)) {
-                    parts.push(piece);
-                }
-            }
+            let k = fit(&run[a..a + want], &mut bytes, max_bytes, next > lo);
+            let piece = run.sub(a, a + k);
             next = Index(next.0 + k as u64);
-            if k < want || next > hi {
+            let done = k < want || next > hi;
+            if done && parts.is_empty() {
+                // The common case: all from one run (a proposal batch
+                // handed to the host, or replicated as it was proposed).
+                return piece;
+            }
+            // Adjacent runs never share a buffer (`append` joins them), so
+            // pieces of several runs are joined by copying.
+            if k > 0 {
+                parts.push(piece);
+            }
+            if done {
                 break;
             }
-        }
-        if parts.len() == 1 {
-            return parts.pop().unwrap_or_default();
         }
         Entries::concat(&parts)
     }

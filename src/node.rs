@@ -500,3 +500,68 @@ impl core::fmt::Debug for Node {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Body;
+
+    fn follower() -> Node {
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        Node::new(Config::new(NodeId(1), ids), Restored::default()).unwrap()
+    }
+
+    fn heartbeat(node: &mut Node, recycle: bool) {
+        let hb = Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(1),
+            body: Body::Heartbeat {
+                commit: Index(0),
+                round: 1,
+            },
+        };
+        let ready = node.step(Input::Message(hb)).unwrap();
+        assert_eq!(ready.messages().len(), 1, "the heartbeat is answered");
+        let id = ready.id();
+        if recycle {
+            node.recycle(ready);
+        }
+        let follow_up = node.advance(id).unwrap();
+        assert!(follow_up.is_empty());
+    }
+
+    fn holds_memory(n: &Node) -> bool {
+        n.spares.is_some()
+            || n.pending.capacity() > 0
+            || n.held.capacity() > 0
+            || n.raft.held.capacity() > 0
+            || n.raft.msgs.capacity() > 0
+            || n.raft.read_states.capacity() > 0
+    }
+
+    /// The idle tick skips the buffer check only when no buffer holds
+    /// memory: an idle group of a multi-raft process keeps nothing.
+    #[test]
+    fn an_idle_tick_frees_what_the_last_ready_left_behind() {
+        let mut n = follower();
+        let idle_tick = |n: &mut Node| {
+            assert_eq!(n.buffers_in_use, holds_memory(n));
+            assert!(n.tick().is_none());
+            assert!(!holds_memory(n), "freed on the first idle tick");
+            assert!(!n.buffers_in_use);
+        };
+        // A new term to persist: the durability bookkeeping holds memory.
+        heartbeat(&mut n, false);
+        assert!(holds_memory(&n));
+        idle_tick(&mut n);
+        // A heartbeat answered in the same term leaves nothing behind.
+        heartbeat(&mut n, false);
+        assert!(!holds_memory(&n) && !n.buffers_in_use);
+        idle_tick(&mut n);
+        // A recycled Ready's body is kept until the next idle tick.
+        heartbeat(&mut n, true);
+        assert!(n.spares.is_some());
+        idle_tick(&mut n);
+    }
+}
