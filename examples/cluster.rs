@@ -192,6 +192,7 @@ fn main() {
         entries: disk.log,
         // The applied commands live in memory, lost with the crash: replay.
         applied: zaft::Index(0),
+        lost_data: false,
     };
     let host = cluster.host(first);
     host.node = Node::new(config, restored).expect("restorable");

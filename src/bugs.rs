@@ -25,11 +25,26 @@ pub enum Bug {
     /// A follower adopts the leader's commit index even beyond the entries it
     /// has verified.
     CommitBeyondVerified,
+    /// The leader's lease lasts `election_timeout_ticks_max` ticks instead of
+    /// the minimum: followers may vote again before it ends.
+    LeaseFromMaxTimeout,
+    /// The leader's lease ignores the clock-drift margin.
+    LeaseWithoutDriftMargin,
+    /// A restarted node grants votes at once instead of waiting an election
+    /// timeout: it forgets that it may have promised a leasing leader.
+    VoteRightAfterRestart,
+    /// A CheckQuorum leader cut off from a majority never steps down.
+    CheckQuorumNeverStepsDown,
+    /// A term adopted from a higher-term message without a vote is never put
+    /// in the Ready's hard state, and messages are not held for it.
+    TermNotPersisted,
+    /// A node that lost data votes at once instead of first catching up.
+    AmnesiacVotes,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 13] = [
         Bug::VoteNotPersisted,
         Bug::CommitEarlierTermByCount,
         Bug::TruncateOnStaleAppend,
@@ -37,5 +52,11 @@ impl Bug {
         Bug::ApplyTwiceAfterRestart,
         Bug::LeaderIgnoresHigherTerm,
         Bug::CommitBeyondVerified,
+        Bug::LeaseFromMaxTimeout,
+        Bug::LeaseWithoutDriftMargin,
+        Bug::VoteRightAfterRestart,
+        Bug::CheckQuorumNeverStepsDown,
+        Bug::TermNotPersisted,
+        Bug::AmnesiacVotes,
     ];
 }

@@ -58,17 +58,45 @@ pub struct Config {
     /// CheckQuorum: a leader that has not heard from a majority within an
     /// election timeout steps down, and followers that hear from a leader
     /// ignore vote requests (leader stickiness) unless they come from a
-    /// leadership transfer.
+    /// leadership transfer. A node that restarted counts as hearing a leader
+    /// for its first minimum election timeout, and `Input::Campaign` is
+    /// refused while a leader is heard (see `lease_reads`).
     pub check_quorum: bool,
     /// Lease reads: the leader answers read-index requests without a
-    /// heartbeat round while its lease holds. Needs `check_quorum`.
+    /// heartbeat round while its lease holds. Needs `check_quorum`, on every
+    /// node of the cluster.
     ///
     /// The lease lasts `election_timeout_ticks_min - lease_drift_margin_ticks`
     /// ticks from the *sending* of the latest heartbeat round a majority
-    /// answered. It is safe as long as no node's ticks run faster than the
-    /// leader's by more than the margin over that span: followers that heard
-    /// that heartbeat refuse to vote for `election_timeout_ticks_min` of
-    /// their own ticks.
+    /// answered (thesis §6.4). Its safety rests on one promise: a node that
+    /// answered that heartbeat helps elect no one else for
+    /// `election_timeout_ticks_min` of its own ticks after it heard it. Every
+    /// path to a new leader keeps it:
+    ///
+    /// - *Vote requests and pre-votes* are ignored while the node heard a
+    ///   leader within the minimum election timeout (leader stickiness).
+    /// - *A restart* forgets when the leader was last heard, so a node that
+    ///   restarts in a term it had answered messages in (restored term above
+    ///   0: no message of a term leaves before the term is durable) counts
+    ///   as hearing a leader for its first minimum election timeout.
+    /// - *Its own election*: the timeout is at least the minimum since the
+    ///   leader was last heard, and [`crate::Input::Campaign`] is refused
+    ///   with [`crate::Busy::LeaderAlive`] while a leader is heard or the
+    ///   node has just restarted.
+    /// - *Leadership transfer*: the target's election ignores stickiness, so
+    ///   the leader gives up its lease for the rest of its term when it
+    ///   sends `TimeoutNow`, including when the transfer is later aborted or
+    ///   times out (the message may still arrive).
+    /// - *CheckQuorum step-down*: a leader that steps down has no lease, and
+    ///   its followers' promises stand as before.
+    /// - *A node that lost data* ([`crate::Restored::lost_data`]) takes no
+    ///   part in elections until it has caught up.
+    ///
+    /// And on time: the lease is counted in the leader's ticks, so it is
+    /// safe as long as no node's ticks run faster than the leader's by more
+    /// than the margin over the lease, and the host delivers every tick that
+    /// passed: after a stall, with [`crate::Input::Ticks`], before it steps
+    /// anything else.
     pub lease_reads: bool,
     /// The clock-drift allowance of lease reads, in ticks.
     pub lease_drift_margin_ticks: u32,

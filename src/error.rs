@@ -102,6 +102,21 @@ pub enum Busy {
         /// The node leadership is being handed to.
         to: NodeId,
     },
+    /// An election was asked for while this node still hears from a leader
+    /// and `check_quorum` is on: the followers of that leader have promised
+    /// not to elect anyone else for an election timeout (its lease reads
+    /// rely on the promise). Use [`crate::Input::TransferLeader`] at the
+    /// leader to move leadership on purpose, or wait for the leader to go
+    /// quiet.
+    LeaderAlive {
+        /// The leader this node hears from; `None` while the node is within
+        /// an election timeout of its own start (it may have promised a
+        /// leader before it restarted).
+        leader: Option<NodeId>,
+    },
+    /// This node lost data it may have acknowledged and takes no part in
+    /// elections until it has caught up (see [`crate::Restored::lost_data`]).
+    CatchingUp,
 }
 
 /// Restored state that cannot be right.
@@ -123,6 +138,9 @@ pub enum RestoreError {
     },
     /// The hard state's vote is not a voter of the configuration.
     UnknownVote(NodeId),
+    /// The node lost data (see [`crate::Restored::lost_data`]) and is the
+    /// only voter: there is no one to catch up from.
+    LostDataWithoutPeers,
 }
 
 impl fmt::Display for Error {
@@ -188,6 +206,21 @@ impl fmt::Display for Busy {
                 f,
                 "leadership is being transferred to {to}: retry there shortly"
             ),
+            Busy::LeaderAlive { leader: Some(l) } => write!(
+                f,
+                "node {l} still leads and its followers promised not to elect another leader \
+                 for an election timeout: transfer leadership from it (TransferLeader) instead"
+            ),
+            Busy::LeaderAlive { leader: None } => write!(
+                f,
+                "this node started less than an election timeout ago and may have promised a \
+                 leader not to elect another: retry after an election timeout"
+            ),
+            Busy::CatchingUp => write!(
+                f,
+                "this node lost data and takes no part in elections until it has caught up \
+                 with a leader of a newer term: retry later"
+            ),
         }
     }
 }
@@ -236,6 +269,11 @@ impl fmt::Display for RestoreError {
             RestoreError::UnknownVote(n) => {
                 write!(f, "the hard state votes for {n}, which is not a voter")
             }
+            RestoreError::LostDataWithoutPeers => write!(
+                f,
+                "this node lost data and is the only voter, so nothing can bring it back: \
+                 restore its data from a backup"
+            ),
         }
     }
 }

@@ -17,6 +17,17 @@ pub enum Input {
     /// One unit of logical time has passed. Election timeouts and heartbeat
     /// intervals are counted in ticks (see [`crate::Config`]).
     Tick,
+    /// `n` units of logical time have passed: the same as `n` [`Input::Tick`]s
+    /// in one step (and one Ready).
+    ///
+    /// A host ticks by elapsed monotonic time, not by loop iterations: after
+    /// any stall (a GC pause, swapping, a stopped process) it delivers every
+    /// tick that was missed, with `Ticks(missed)`, **before** it steps any
+    /// message, proposal or read that arrived meanwhile. Lease reads depend
+    /// on it: a leader's lease is counted in its own ticks, so ticks that
+    /// never reach the node would let a lease outlive the real time it was
+    /// granted for. Zero ticks change nothing.
+    Ticks(u32),
     /// A message from a peer. Stale, duplicated, reordered, misaddressed or
     /// malformed messages are dropped and counted in
     /// [`crate::Status::dropped`]; none of them can panic the node.
@@ -30,6 +41,14 @@ pub enum Input {
     ProposeBatch(Vec<Bytes>),
     /// Start an election now, without waiting for the election timeout
     /// (with PreVote on, a pre-vote round comes first).
+    ///
+    /// Refused with [`crate::Busy::LeaderAlive`] while `check_quorum` is on
+    /// and this node hears from a leader (or started less than an election
+    /// timeout ago): that leader's followers promised it not to elect anyone
+    /// else for an election timeout, and its lease reads rely on that
+    /// promise. Move leadership on purpose with [`Input::TransferLeader`].
+    /// Refused with [`crate::Busy::CatchingUp`] while the node recovers from
+    /// lost data (see [`crate::Restored::lost_data`]).
     Campaign,
     /// Ask for a linearizable read. `ctx` is the host's own tag for the
     /// request. The answer comes in [`crate::Ready::read_states`]: once the

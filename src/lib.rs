@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! loop {
+//!     // Time first: after a stall, every missed tick (Input::Ticks(n)).
 //!     let ready = node.step(next_input())?;     // Tick | Message | Propose | ...
 //!     storage.append(ready.entries());          // truncate at entries[0].index, then append
 //!     storage.save(ready.hard_state());         // term, vote, commit
@@ -24,8 +25,10 @@
 //! The rules that make the loop hard to misuse:
 //!
 //! 1. Messages in a `Ready` are always safe to send at once. A vote grant or
-//!    an append acknowledgement depends on durability, so the node holds it
-//!    and releases it from the `advance` that acknowledges the write.
+//!    an append acknowledgement depends on durability, and no message of a
+//!    term may leave before the term is durable, so the node holds such
+//!    messages and releases them from the `advance` that acknowledges the
+//!    write.
 //! 2. A node counts itself towards a quorum (its own vote, its own log) only
 //!    once `advance` says it is durable. A one-node cluster commits on
 //!    `advance`, not on `step`.
@@ -37,6 +40,22 @@
 //!    new leader overwrote it, in [`Ready::lost`].
 //! 5. Committed entries come in order, once — across restarts too, given the
 //!    applied index in [`Restored`].
+//!
+//! # Time
+//!
+//! A tick is elapsed time, not a loop iteration. The host ticks by a
+//! monotonic clock and, after any stall (a GC pause, swapping, a stopped
+//! process), delivers every tick it missed with [`Input::Ticks`] before it
+//! steps any other input: a leader's lease is counted in its ticks, and
+//! ticks that never arrive would let it outlive the real time it was granted
+//! for (see [`Config::lease_reads`]).
+//!
+//! # Lost data
+//!
+//! A node whose disk lost writes (a truncated or wiped log) must not vote on
+//! a log it no longer has: restore it with [`Restored::lost_data`] (a log
+//! ending below the restored commit index is noticed without it). The
+//! leader notices a follower whose log went backwards and catches it up.
 //!
 //! # Example: three nodes in one process
 //!

@@ -189,6 +189,15 @@ pub enum AppendResponse {
         /// Where the follower's log may match the leader's.
         hint: LogId,
     },
+    /// The follower was told of a commit index beyond its log (by a
+    /// [`Body::Heartbeat`] or [`Body::Commit`], which the leader never sends
+    /// beyond what it believes the follower holds): its log went backwards
+    /// (lost writes, a wiped disk, a restore from an old copy). The leader
+    /// forgets what it believed the follower held and probes it from `last`.
+    Behind {
+        /// The follower's last entry.
+        last: LogId,
+    },
 }
 
 impl Message {

@@ -32,6 +32,28 @@ pub struct Restored {
     /// The highest index the state machine has applied. Committed entries
     /// above it are handed out again; none at or below it are.
     pub applied: Index,
+    /// The host knows this node's durable state is incomplete: its data
+    /// directory was wiped, or its log was damaged and the operator chose to
+    /// go on with what survived. (A log that ends below `hard_state.commit`
+    /// proves the same and is treated alike without being told.)
+    ///
+    /// Such a node may have acknowledged entries it no longer holds, and a
+    /// leader may have counted those acknowledgements to commit them, so its
+    /// vote could elect a leader that lacks a committed entry. Until it has
+    /// caught up, the node refuses votes and pre-votes, does not campaign
+    /// and does not confirm read rounds ([`crate::Status::recovering`]). It
+    /// has caught up once it durably holds an entry committed in a term
+    /// newer than the one it restored: that term's leader was elected
+    /// without this node, so it holds every entry committed before its term,
+    /// and so does this node's log up to that entry. It keeps acknowledging
+    /// appends meanwhile: an acknowledgement states what is durable now.
+    ///
+    /// What this cannot repair: a wiped node has also forgotten its term and
+    /// vote, so it might vote twice in a term it forgot, or acknowledge a
+    /// deposed leader of a term older than the one it forgot. Only a
+    /// minority of nodes may lose data at once, and a wiped node is safest
+    /// given a new identity.
+    pub lost_data: bool,
 }
 
 /// What one Ready asked to persist, kept until `advance` acknowledges it.
@@ -96,6 +118,7 @@ impl Node {
             hard_state,
             entries,
             applied,
+            lost_data,
         } = restored;
         let mut prev = LogId::ZERO;
         for e in &entries {
@@ -117,6 +140,10 @@ impl Node {
         {
             return Err(RestoreError::UnknownVote(v).into());
         }
+        let lost_data = lost_data || hard_state.commit > last.index;
+        if lost_data && config.voters.len() == 1 {
+            return Err(RestoreError::LostDataWithoutPeers.into());
+        }
         // Entries durable without their hard state: the term they prove.
         let (term, vote) = if last.term > hard_state.term {
             (last.term, None)
@@ -127,7 +154,10 @@ impl Node {
         // safety: clamp it to what survived.
         let commit = hard_state.commit.max(applied).min(last.index);
         let log = RaftLog::restore(entries, commit, applied);
-        let raft = Raft::new(config, term, vote, log);
+        let mut raft = Raft::new(config, term, vote, log);
+        if lost_data {
+            raft.start_recovery();
+        }
         let emitted_hs = HardState { term, vote, commit };
         let node = Node {
             raft,
@@ -154,6 +184,10 @@ impl Node {
                 self.raft.tick();
                 self.release_idle_buffers();
             }
+            Input::Ticks(n) => {
+                self.raft.tick_many(n);
+                self.release_idle_buffers();
+            }
             Input::Message(m) => self.raft.step_message(m),
             Input::Propose(data) => self.raft.propose(smallvec::smallvec![data])?,
             Input::ProposeBatch(batch) => {
@@ -162,11 +196,12 @@ impl Node {
                 }
                 self.raft.propose(batch.into())?
             }
-            Input::Campaign => self.raft.start_election(),
+            Input::Campaign => self.raft.campaign_now()?,
             Input::ReportUnreachable(peer) => self.raft.report_unreachable(peer),
             Input::ReadIndex(ctx) => self.raft.read_index(ctx)?,
             Input::TransferLeader(to) => self.raft.transfer_leader(to)?,
         }
+        self.raft.maybe_end_recovery();
         Ok(self.build_ready())
     }
 
@@ -274,6 +309,7 @@ impl Node {
         }
         if persisted {
             self.raft.on_persisted();
+            self.raft.maybe_end_recovery();
         }
         Ok(self.build_ready())
     }
@@ -299,8 +335,17 @@ impl Node {
         let mut parts = self.spares.as_mut().and_then(Vec::pop).unwrap_or_default();
         let raft = &mut self.raft;
         let entries = raft.log.take_unemitted();
+        #[allow(unused_mut)]
+        let mut term = raft.term;
+        #[cfg(feature = "sim")]
+        if raft.bug == Some(crate::bugs::Bug::TermNotPersisted)
+            && raft.vote.is_none()
+            && self.emitted_hs.vote.is_none()
+        {
+            term = self.emitted_hs.term;
+        }
         let hs = HardState {
-            term: raft.term,
+            term,
             vote: raft.vote,
             // Never beyond our durable log: a crash may keep this hard state
             // but lose the entries written with it (two files, one fsync),
@@ -462,7 +507,22 @@ impl Node {
                 })
                 .collect(),
             dropped: r.dropped,
+            recovering: r.is_recovering(),
         }
+    }
+
+    /// Runs every invariant check of the node's state, the whole log
+    /// included (O(log length)), and panics on a broken one. Debug builds run
+    /// the same checks after every input; this makes them available to the
+    /// simulator's release soaks.
+    #[cfg(feature = "sim")]
+    pub fn assert_invariants(&self) {
+        self.raft.check_invariants();
+        assert!(self.acknowledged < self.next_id);
+        assert!(
+            self.raft.log.applied <= self.raft.log.handed,
+            "applied beyond handed"
+        );
     }
 
     /// Makes this node commit a classic Raft bug from now on, so tests can
@@ -521,14 +581,18 @@ mod tests {
                 round: 1,
             },
         };
+        let new_term = node.term() < Term(1);
         let ready = node.step(Input::Message(hb)).unwrap();
-        assert_eq!(ready.messages().len(), 1, "the heartbeat is answered");
+        // An answer in a term not yet durable waits for the advance that
+        // makes it durable.
+        let now = usize::from(!new_term);
+        assert_eq!(ready.messages().len(), now, "the heartbeat is answered");
         let id = ready.id();
         if recycle {
             node.recycle(ready);
         }
         let follow_up = node.advance(id).unwrap();
-        assert!(follow_up.is_empty());
+        assert_eq!(follow_up.messages().len(), 1 - now);
     }
 
     fn holds_memory(n: &Node) -> bool {

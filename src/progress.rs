@@ -83,6 +83,14 @@ impl Progress {
         self.clear_inflight();
     }
 
+    /// The follower's log went backwards and now ends at `last`: nothing it
+    /// acknowledged before can be trusted, so probe it from there.
+    pub fn forget_match(&mut self, last: Index) {
+        self.match_index = Index(0);
+        self.become_probe();
+        self.next_index = last.next();
+    }
+
     fn clear_inflight(&mut self) {
         self.inflight.clear();
         self.inflight_bytes = 0;
@@ -201,6 +209,20 @@ mod tests {
         p.sent(Some(Index(2)), 600);
         assert!(p.is_paused(), "1200 bytes in flight, limit 1000");
         p.maybe_update(Index(1));
+        assert!(!p.is_paused());
+    }
+
+    #[test]
+    fn a_follower_whose_log_went_backwards_is_probed_from_its_end() {
+        let mut p = Progress::new(NodeId(2), Index(1), 4, u64::MAX);
+        p.maybe_update(Index(40));
+        p.become_replicate();
+        p.sent(Some(Index(50)), 10);
+        p.forget_match(Index(7));
+        assert_eq!(p.match_index, Index(0), "nothing acknowledged is trusted");
+        assert_eq!(p.state, ProgressState::Probe);
+        assert_eq!(p.next_index, Index(8));
+        assert_eq!(p.inflight(), 0);
         assert!(!p.is_paused());
     }
 

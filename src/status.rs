@@ -148,4 +148,9 @@ pub struct Status {
     pub progress: Vec<PeerProgress>,
     /// Messages dropped, by reason.
     pub dropped: DropCounters,
+    /// The node lost data it may have acknowledged (the host said so with
+    /// [`crate::Restored::lost_data`], or the restored log ends below the
+    /// restored commit index) and has not caught up yet: it refuses votes
+    /// and pre-votes and does not campaign.
+    pub recovering: bool,
 }

@@ -398,6 +398,7 @@ fn arb_message(
                 hint,
             })
         ),
+        id().prop_map(|last| Body::AppendEntriesResponse(AppendResponse::Behind { last })),
         (n(), any::<u64>()).prop_map(|(commit, round)| Body::Heartbeat {
             commit: Index(commit),
             round,
@@ -556,6 +557,7 @@ fn node_in_role(role: u8, tweak: impl Fn(&mut Config)) -> Node {
     let mut cfg = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
     cfg.max_entries_bytes_per_msg = 64;
     tweak(&mut cfg);
+    let min = cfg.election_timeout_ticks_min;
     let restored = Restored {
         hard_state: HardState {
             term: Term(2),
@@ -564,11 +566,19 @@ fn node_in_role(role: u8, tweak: impl Fn(&mut Config)) -> Node {
         },
         entries: log_of(&[1, 1, 2]),
         applied: Index(0),
+        lost_data: false,
     };
     let mut n = Node::new(cfg, restored).unwrap();
     if role >= 1 {
-        let r = n.step(Input::Campaign).unwrap();
+        // A restarted node with CheckQuorum campaigns only once an election
+        // timeout has passed since its start (and may have timed out by
+        // itself by then).
+        let r = n.step(Input::Ticks(min)).unwrap();
         let _ = n.advance(r.id()).unwrap();
+        if n.role() == zaft::Role::Follower {
+            let r = n.step(Input::Campaign).unwrap();
+            let _ = n.advance(r.id()).unwrap();
+        }
         if n.role() == zaft::Role::PreCandidate {
             let yes = msg(2, 1, 3, Body::PreVoteResponse { granted: true });
             let r = n.step(Input::Message(yes)).unwrap();

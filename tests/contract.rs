@@ -94,15 +94,19 @@ fn advance_releases_only_what_the_acknowledged_readies_held() {
     assert_eq!(acks(&f2), [2]);
 }
 
-/// Rule 1, the other half: what needs no durability is not delayed. A
-/// candidate's requests, a refusal and a leader's appends (a leader may send
-/// entries before its own copy is durable, thesis §10.2.1) are all in the
-/// Ready of the step itself.
+/// Rule 1: no message of a term leaves before that term is durable at its
+/// sender. A node that crashed before its fsync would come back in the
+/// older term and could contradict what it said: a candidate's vote
+/// requests, or a follower's first answer in a new term, wait for the
+/// `advance` that makes the term durable.
 #[test]
-fn messages_that_need_no_durability_are_in_the_steps_own_ready() {
+fn no_message_leaves_before_its_term_is_durable() {
     let mut n = node(1, 3);
     let r = n.step(Input::Campaign).unwrap();
-    let asked: Vec<u64> = r
+    assert!(r.messages().is_empty(), "term 1 is not durable yet");
+    assert_eq!(r.hard_state().map(|h| h.term), Some(Term(1)));
+    let f = n.advance(r.id()).unwrap();
+    let asked: Vec<u64> = f
         .messages()
         .iter()
         .filter(|m| is_vote_request(m))
@@ -110,11 +114,31 @@ fn messages_that_need_no_durability_are_in_the_steps_own_ready() {
         .collect();
     assert_eq!(asked, [2, 3]);
 
+    let mut f = node(2, 3);
+    let r = deliver(&mut f, heartbeat(1, 2, 4, 0));
+    assert!(r.messages().is_empty(), "the answer waits for term 4");
+    let after = f.advance(r.id()).unwrap();
+    assert_eq!(after.messages().len(), 1);
+    assert_eq!(after.messages()[0].term, Term(4));
+}
+
+/// Rule 1, the other half: what needs no durability is not delayed. A
+/// refusal in a durable term and a leader's appends (a leader may send
+/// entries before its own copy is durable, thesis §10.2.1) are in the
+/// Ready of the step itself.
+#[test]
+fn messages_that_need_no_durability_are_in_the_steps_own_ready() {
+    let mut n = node(1, 3);
+    let r = n.step(Input::Campaign).unwrap();
+    let _ = n.advance(r.id()).unwrap();
+
     let refusal = deliver(&mut n, request_vote(3, 1, 1, LogId::ZERO));
     assert_eq!(refusal.messages().len(), 1);
     assert_eq!(vote_answer(&refusal.messages()[0]), Some(false));
 
     let mut f = node(2, 3);
+    let first = deliver(&mut f, heartbeat(1, 2, 1, 0));
+    let _ = f.advance(first.id()).unwrap(); // term 1 is durable
     let reject = deliver(&mut f, append(1, 2, 1, lid(1, 5), vec![ent(1, 6)], 0));
     assert!(reject.messages().iter().any(is_append_reject));
 
@@ -146,12 +170,19 @@ fn held_hosts_never_hand_out_a_promise_their_disk_does_not_keep() {
     }
     c.campaign(1);
     c.stabilize();
+    assert_eq!(
+        c.count_sent(is_vote_request),
+        0,
+        "term 1 is not durable yet"
+    );
+    c.settle(1);
+    c.stabilize();
+    assert_eq!(c.count_sent(is_vote_request), 2);
     assert_eq!(c.count_sent(is_vote_grant), 0, "no vote is durable yet");
+    assert_eq!(c.role(1), Role::Candidate);
     c.settle(2);
     c.stabilize();
     assert_eq!(c.count_sent(is_vote_grant), 1);
-    assert_eq!(c.role(1), Role::Candidate, "its own vote is not durable");
-    c.settle(1);
     assert!(c.node(1).is_leader());
     c.propose(1, "x");
     c.stabilize();
@@ -489,6 +520,7 @@ fn restart_hands_out_only_committed_entries_above_applied() {
         },
         entries: log_of(&[1, 1, 1, 1, 1, 1]),
         applied: Index(applied),
+        lost_data: false,
     };
     let cfg = Config::new(nid(1), [nid(1), nid(2), nid(3)]);
     let mut n = Node::new(cfg.clone(), restored(3)).unwrap();

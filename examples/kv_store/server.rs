@@ -212,6 +212,7 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         hard_state: rec.hard_state,
         entries: rec.entries,
         applied: Index(0),
+        lost_data: false,
     };
     let node = Node::new(config, restored).map_err(|e| format!("cannot start: {e}"))?;
 

@@ -25,6 +25,12 @@ impl Raft {
     pub(super) fn tick_election(&mut self) -> bool {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.randomized_timeout {
+            if self.is_recovering() {
+                // No election until caught up; the leader may be gone.
+                self.election_elapsed = 0;
+                self.leader = None;
+                return false;
+            }
             self.start_election();
             return true;
         }
@@ -178,7 +184,8 @@ impl Raft {
     /// candidate whose log is at least as up to date as ours.
     pub(super) fn handle_request_vote(&mut self, from: NodeId, last_log: LogId) {
         // A node that knows the leader of this term does not help depose it.
-        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let can_vote = (self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none()))
+            && !self.is_recovering();
         let up_to_date =
             last_log.is_up_to_date_with(&self.log.last_id()) || bug!(self, VoteForOlderLog);
         if can_vote && up_to_date {
@@ -209,7 +216,9 @@ impl Raft {
     /// least as up to date as ours; leader stickiness was checked already.
     /// Nothing changes here, so nothing needs to be durable first.
     pub(super) fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_log: LogId) {
-        let grant = term > self.term && last_log.is_up_to_date_with(&self.log.last_id());
+        let grant = term > self.term
+            && last_log.is_up_to_date_with(&self.log.last_id())
+            && !self.is_recovering();
         if grant {
             self.send_in_term(from, term, Body::PreVoteResponse { granted: true });
         } else {
@@ -230,6 +239,10 @@ impl Raft {
     pub(super) fn handle_timeout_now(&mut self) {
         if self.role == Role::Leader {
             return self.drop_msg(DropReason::Misbehaving);
+        }
+        if self.is_recovering() {
+            // The leader believes our log is complete; it is not.
+            return self.drop_msg(DropReason::Stale);
         }
         self.campaign(true);
     }

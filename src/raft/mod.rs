@@ -17,6 +17,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::config::Config;
+use crate::error::{Busy, Error};
 use crate::log::RaftLog;
 use crate::message::{Body, Message};
 use crate::progress::Progress;
@@ -65,6 +66,15 @@ pub(crate) struct Raft {
     proposals: VecDeque<LogId>,
     pub proposed: Option<Proposed>,
     pub read_states: Vec<ReadState>,
+    /// Whether this node restarted with a term it may have promised a
+    /// leader: it had answered messages in that term before it stopped.
+    /// (No message of a term leaves before the term is durable, so a node
+    /// restored at term 0 promised nobody anything.)
+    restarted: bool,
+    /// While the node recovers from lost data: the term it restored. It
+    /// takes no part in elections until it durably holds an entry committed
+    /// in a newer term (see `Restored::lost_data`).
+    recovering: Option<Term>,
     #[cfg(feature = "sim")]
     pub bug: Option<crate::bugs::Bug>,
 }
@@ -142,6 +152,8 @@ impl Raft {
             proposals: VecDeque::new(),
             proposed: None,
             read_states: Vec::new(),
+            restarted: term > Term(0),
+            recovering: None,
             #[cfg(feature = "sim")]
             bug: None,
             cfg,
@@ -164,13 +176,23 @@ impl Raft {
         self.send_in_term(to, term, body);
     }
 
+    /// Queues a message carrying `term` (our term, or the term a pre-vote
+    /// proposes). No message leaves while our own term is not durable: a
+    /// node that crashed before its fsync would come back in an older term
+    /// and could contradict what the message said (an acknowledgement, a
+    /// confirmed read round, a vote request that counted itself).
     pub(crate) fn send_in_term(&mut self, to: NodeId, term: Term, body: Body) {
-        self.msgs.push(Message {
+        let m = Message {
             from: self.id,
             to,
             term,
             body,
-        });
+        };
+        if self.durable_term < self.term && !bug!(self, TermNotPersisted) {
+            self.held.push(m);
+        } else {
+            self.msgs.push(m);
+        }
     }
 
     /// Sends `body` once this step's writes are durable: for answers that
@@ -190,10 +212,88 @@ impl Raft {
 
     /// Whether this node currently hears from a live leader: it is the
     /// leader, or it heard from one within the minimum election timeout.
+    ///
+    /// With CheckQuorum, a node that restarted counts as hearing a leader
+    /// for its first minimum election timeout: before it stopped it may
+    /// have answered a heartbeat round that a leader's lease counts on, and
+    /// it has forgotten when. Waiting a full timeout from its start keeps the
+    /// promise that answer made (thesis §6.4).
     fn hears_leader(&self) -> bool {
+        let min = self.cfg.election_timeout_ticks_min;
         self.role == Role::Leader
-            || (self.leader.is_some()
-                && self.election_elapsed < self.cfg.election_timeout_ticks_min)
+            || (self.leader.is_some() && self.election_elapsed < min)
+            || (self.cfg.check_quorum
+                && self.restarted
+                && self.ticks < u64::from(min)
+                && !bug!(self, VoteRightAfterRestart))
+    }
+
+    /// The host asked for an election (`Input::Campaign`).
+    pub fn campaign_now(&mut self) -> Result<(), Error> {
+        if self.role == Role::Leader {
+            return Ok(());
+        }
+        if self.is_recovering() {
+            return Err(Busy::CatchingUp.into());
+        }
+        // Leader stickiness is a promise not to elect anyone else while the
+        // leader is heard; a lease read counts on it. Only the leader may
+        // release it, by transferring leadership.
+        if self.cfg.check_quorum && self.hears_leader() {
+            return Err(Busy::LeaderAlive {
+                leader: self.leader,
+            }
+            .into());
+        }
+        self.start_election();
+        Ok(())
+    }
+
+    /// Enters recovery from lost data (see `Restored::lost_data`).
+    pub fn start_recovery(&mut self) {
+        self.recovering = Some(self.term);
+    }
+
+    /// Whether the node is recovering from lost data and must stay out of
+    /// elections.
+    #[inline]
+    pub fn is_recovering(&self) -> bool {
+        self.recovering.is_some() && !bug!(self, AmnesiacVotes)
+    }
+
+    /// Ends recovery once the node durably holds an entry committed in a
+    /// term newer than the one it restored. The leader that committed it was
+    /// elected without this node's vote, so by Leader Completeness it held
+    /// every entry committed before its term, the ones this node lost
+    /// included; and this node's log matches it up to that entry. Within
+    /// the restored term no such proof exists: the leader of that term may
+    /// yet count an acknowledgement this node sent before it lost the entry.
+    #[inline]
+    pub fn maybe_end_recovery(&mut self) {
+        let Some(lost_term) = self.recovering else {
+            return;
+        };
+        let c = self.log.durable_commit();
+        if self.log.term_at(c).is_some_and(|t| t > lost_term) {
+            self.recovering = None;
+        }
+    }
+
+    /// `n` ticks at once (a host catching up after a stall). Beyond two of
+    /// the longest election timeouts, further ticks change no role and no
+    /// timer that matters (a follower has campaigned, a leader has run two
+    /// CheckQuorum rounds), so only the lease clock counts them.
+    pub fn tick_many(&mut self, n: u32) {
+        let cap = self
+            .cfg
+            .election_timeout_ticks_max
+            .saturating_mul(2)
+            .saturating_add(1);
+        let stepped = n.min(cap);
+        for _ in 0..stepped {
+            self.tick();
+        }
+        self.ticks += u64::from(n - stepped);
     }
 
     // ---- inputs -------------------------------------------------------
@@ -263,6 +363,9 @@ impl Raft {
             Body::AppendEntriesResponse(r) => self.handle_append_response(from_pos, r),
             Body::Heartbeat { commit, round } => {
                 if self.adopt_leader_commit(m.from, commit) {
+                    // A node that lost data may also have lost a newer term
+                    // (a wiped disk): it confirms no read round.
+                    let round = if self.is_recovering() { 0 } else { round };
                     self.send(m.from, Body::HeartbeatResponse { round });
                 }
             }
@@ -320,6 +423,10 @@ impl Raft {
             self.log.last_id().term <= self.term,
             "an entry from a future term"
         );
+        assert!(
+            !self.is_recovering() || self.role == Role::Follower,
+            "a node that lost data takes part in an election"
+        );
         match self.role {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.id));
@@ -329,6 +436,7 @@ impl Raft {
                 for p in &ld.progress {
                     assert!(p.match_index < p.next_index, "progress of {:?}", p.id);
                     assert!(p.match_index <= self.log.last_index());
+                    assert!(p.next_index <= self.log.last_index().next());
                     assert!(p.acked_round <= ld.reads.round);
                 }
                 assert!(ld.reads.len() <= self.cfg.max_pending_reads as usize);

@@ -1,7 +1,7 @@
 //! Linearizable reads (thesis §6.4: read index, leases, reads on followers)
 //! and leadership transfer (thesis §3.10).
 
-use super::{Raft, ld};
+use super::{Raft, bug, ld};
 use crate::error::{Busy, Error, Misuse};
 use crate::message::Body;
 use crate::quorum::quorum_value;
@@ -85,8 +85,17 @@ impl Raft {
         if !(self.cfg.lease_reads && self.cfg.check_quorum) || ld.lease_forfeited {
             return false;
         }
-        let lease =
-            u64::from(self.cfg.election_timeout_ticks_min - self.cfg.lease_drift_margin_ticks);
+        let timeout = if bug!(self, LeaseFromMaxTimeout) {
+            self.cfg.election_timeout_ticks_max
+        } else {
+            self.cfg.election_timeout_ticks_min
+        };
+        let margin = if bug!(self, LeaseWithoutDriftMargin) {
+            0
+        } else {
+            self.cfg.lease_drift_margin_ticks
+        };
+        let lease = u64::from(timeout - margin);
         ld.reads
             .tick_of(ld.confirmed_round)
             .is_some_and(|start| self.ticks < start + lease)

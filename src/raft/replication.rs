@@ -33,7 +33,7 @@ impl Raft {
                 for p in &mut ld!(self).progress {
                     p.recent_active = false;
                 }
-                if active < majority(self.voters()) {
+                if active < majority(self.voters()) && !bug!(self, CheckQuorumNeverStepsDown) {
                     // Partitioned from a majority: stop accepting proposals
                     // that can never commit, and let the majority elect.
                     let term = self.term;
@@ -291,6 +291,15 @@ impl Raft {
                 }
                 self.maybe_send_timeout_now(i);
             }
+            AppendResponse::Behind { last } => {
+                let pr = &mut ld!(self).progress[i];
+                if last.index >= pr.match_index {
+                    // Sent before a later acknowledgement: nothing lost.
+                    return self.drop_msg(DropReason::Stale);
+                }
+                pr.forget_match(last.index.min(self.log.last_index()));
+                self.send_append(i, true);
+            }
             AppendResponse::Reject { rejected, hint } => {
                 if hint.index > rejected {
                     return self.drop_msg(DropReason::Malformed);
@@ -444,7 +453,15 @@ impl Raft {
         }
         self.follow(from);
         if commit > self.log.last_index() {
-            self.drop_msg(DropReason::Misbehaving);
+            // The leader sends no commit index beyond what it believes we
+            // hold: our log went backwards (lost writes, a wiped disk). Say
+            // where it ends, so the leader stops trusting what we once
+            // acknowledged and brings us up to date.
+            let last = self.log.last_id();
+            self.send(
+                from,
+                Body::AppendEntriesResponse(AppendResponse::Behind { last }),
+            );
             return false;
         }
         if commit > self.log.committed {

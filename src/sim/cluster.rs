@@ -1182,6 +1182,7 @@ impl Cluster {
             hard_state: host.durable.hard_state,
             entries: host.durable.entries.clone(),
             applied: host.durable.kv.applied,
+            lost_data: false,
         };
         let mut node = match Node::new(cfg, restored) {
             Ok(node) => node,

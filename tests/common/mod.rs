@@ -75,6 +75,7 @@ pub fn restored(term: u64, entries: Vec<Entry>) -> Restored {
         },
         entries,
         applied: Index(0),
+        lost_data: false,
     }
 }
 
@@ -321,6 +322,9 @@ pub struct Cluster {
     /// Per node, the highest commit index already checked to be durable on
     /// a majority.
     checked_commit: Vec<Index>,
+    /// A disk lost data (`restart_damaged`): a committed entry may be on
+    /// fewer than a majority of disks until the cluster repairs it.
+    data_lost: bool,
 }
 
 impl Cluster {
@@ -383,6 +387,7 @@ impl Cluster {
             committed: BTreeMap::new(),
             lost_in_net: 0,
             checked_commit: vec![Index(0); n as usize],
+            data_lost: false,
         };
         for i in 0..c.hosts.len() {
             let applied = c.hosts[i].applied.clone();
@@ -435,6 +440,18 @@ impl Cluster {
             .filter(|n| n.is_leader())
             .max_by_key(|n| n.term())
             .map(|n| n.id().get())
+    }
+
+    /// The newest-term leader among the running nodes other than `id`;
+    /// panics if there is none.
+    pub fn leader_other_than(&self, id: u64) -> u64 {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.node.as_ref())
+            .filter(|n| n.is_leader() && n.id() != nid(id))
+            .max_by_key(|n| n.term())
+            .map(|n| n.id().get())
+            .unwrap_or_else(|| panic!("no leader other than {id}"))
     }
 
     // ---- inputs --------------------------------------------------------
@@ -582,7 +599,7 @@ impl Cluster {
             return;
         };
         let commit = node.status().commit;
-        if commit <= self.checked_commit[id as usize - 1] {
+        if commit <= self.checked_commit[id as usize - 1] || self.data_lost {
             return;
         }
         let at = commit.get() as usize - 1;
@@ -607,6 +624,21 @@ impl Cluster {
     fn check_safe_to_send(&self, id: u64, m: &Message) {
         let store = &self.host(id).store;
         let hs = store.hard_state;
+        // No message of a term leaves before the term is durable (a
+        // pre-vote proposes a term it does not hold).
+        let proposes = matches!(
+            m.body,
+            Body::PreVote { .. } | Body::PreVoteResponse { granted: true }
+        );
+        let durable_term = hs
+            .term
+            .max(store.entries.last().map_or(Term(0), |e| e.term));
+        assert!(
+            proposes || m.term <= durable_term,
+            "node {id} sent {:?} in {:?} before that term was durable (disk: {hs:?})",
+            m.body,
+            m.term
+        );
         if is_vote_grant(m) {
             assert!(
                 hs.term > m.term || (hs.term == m.term && hs.vote == Some(m.to)),
@@ -746,18 +778,49 @@ impl Cluster {
 
     /// Restarts node `id` from its disk.
     pub fn restart(&mut self, id: u64) {
+        self.restart_with(id, false);
+    }
+
+    /// Node `id` crashes and its disk loses data: `damage` edits what
+    /// survived (truncates the log, wipes it). The state machine is rebuilt
+    /// from the log (applied 0). It restarts telling the node `lost_data`.
+    pub fn restart_damaged(&mut self, id: u64, damage: impl FnOnce(&mut Store), lost_data: bool) {
+        if self.host(id).is_up() {
+            self.crash(id);
+        }
+        self.data_lost = true;
+        let h = self.host_mut(id);
+        damage(&mut h.store);
+        h.store.applied = Index(0);
+        h.applied.clear();
+        h.log = h.store.entries.clone();
+        self.restart_with(id, lost_data);
+    }
+
+    fn restart_with(&mut self, id: u64, lost_data: bool) {
         let h = self.host_mut(id);
         assert!(h.node.is_none(), "node {id} is running");
         let r = Restored {
             hard_state: h.store.hard_state,
             entries: h.store.entries.clone(),
             applied: h.store.applied,
+            lost_data,
         };
         let node = Node::new(h.config.clone(), r)
             .unwrap_or_else(|e| panic!("node {id} cannot restart from its own disk: {e}"));
         h.node = Some(node);
         h.readies = 0;
         self.check_leader(id);
+    }
+
+    /// Makes node `id` commit `bug` from now on (simulator builds only).
+    #[cfg(feature = "sim")]
+    pub fn inject_bug(&mut self, id: u64, bug: zaft::Bug) {
+        self.host_mut(id)
+            .node
+            .as_mut()
+            .unwrap_or_else(|| panic!("node {id} is crashed"))
+            .inject_bug(bug);
     }
 
     /// Crash and restart at once.
