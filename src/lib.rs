@@ -137,6 +137,7 @@
 //!   `#![no_std]` and needs only `alloc`.
 //! - `sim`: the deterministic cluster simulator and its checkers.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
