@@ -136,6 +136,11 @@
 //! - `std` (default): `std::error::Error` impls. Without it the crate is
 //!   `#![no_std]` and needs only `alloc`.
 //! - `sim`: the deterministic cluster simulator and its checkers.
+//! - `tracing`: structured [`tracing`](https://docs.rs/tracing) events at
+//!   the protocol's decisions (elections, role and term changes, dropped
+//!   messages, flow control, refused proposals, leadership transfers, lost
+//!   data), listed with their fields in `trace_events`. Off by default, and
+//!   `no_std` too; without it the events compile to nothing.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -162,6 +167,9 @@ mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod status;
+mod trace;
+#[cfg(feature = "tracing")]
+pub mod trace_events;
 mod types;
 
 #[cfg(feature = "sim")]

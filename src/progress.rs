@@ -69,6 +69,22 @@ impl Progress {
         }
     }
 
+    /// Why the leader must wait (the `reason` of the `replication_paused`
+    /// event), or `None` if it need not.
+    #[cfg(feature = "tracing")]
+    pub fn pause_reason(&self) -> Option<&'static str> {
+        match self.state {
+            ProgressState::Probe if self.probe_sent => Some("probe_outstanding"),
+            ProgressState::Replicate if self.inflight.len() >= self.max_inflight => {
+                Some("inflight_msgs")
+            }
+            ProgressState::Replicate if self.inflight_bytes >= self.max_inflight_bytes => {
+                Some("inflight_bytes")
+            }
+            _ => None,
+        }
+    }
+
     pub fn become_probe(&mut self) {
         self.state = ProgressState::Probe;
         self.probe_sent = false;

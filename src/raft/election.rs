@@ -10,7 +10,43 @@ use crate::progress::Progress;
 use crate::quorum::{VoteResult, vote_result};
 use crate::read_index::ReadQueue;
 use crate::status::{DropReason, Role};
+use crate::trace::{emit, traced};
 use crate::types::{LogId, NodeId, Term};
+
+/// Why an election starts: the `reason` of the `election_started` event.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Cause {
+    /// The election timeout fired.
+    Timeout,
+    /// The host asked (`Input::Campaign`).
+    Campaign,
+    /// The leader handed leadership over (TimeoutNow).
+    Transfer,
+    /// A pre-vote round was won: the real election follows.
+    PreVoteWon,
+}
+
+#[cfg(feature = "tracing")]
+impl Cause {
+    fn name(self) -> &'static str {
+        match self {
+            Cause::Timeout => "timeout",
+            Cause::Campaign => "campaign",
+            Cause::Transfer => "transfer",
+            Cause::PreVoteWon => "pre_vote_won",
+        }
+    }
+}
+
+/// The `kind` of an election event for a node in `role`.
+#[cfg(feature = "tracing")]
+fn kind(role: Role) -> &'static str {
+    if role == Role::PreCandidate {
+        "pre_vote"
+    } else {
+        "vote"
+    }
+}
 
 impl Raft {
     pub(super) fn reset_randomized_timeout(&mut self) {
@@ -31,7 +67,7 @@ impl Raft {
                 self.leader = None;
                 return false;
             }
-            self.start_election();
+            self.start_election(Cause::Timeout);
             return true;
         }
         false
@@ -39,14 +75,14 @@ impl Raft {
 
     /// The election timeout fired or the host asked for an election: a
     /// pre-vote round first if PreVote is on, else a real election.
-    pub fn start_election(&mut self) {
+    pub fn start_election(&mut self, cause: Cause) {
         if self.role == Role::Leader {
             return;
         }
         if self.cfg.pre_vote {
-            self.pre_campaign();
+            self.pre_campaign(cause);
         } else {
-            self.campaign(false);
+            self.campaign(cause);
         }
     }
 
@@ -61,18 +97,34 @@ impl Raft {
 
     /// Asks every peer whether it would vote for us in the next term, without
     /// changing our term or vote (thesis §9.6).
-    fn pre_campaign(&mut self) {
+    fn pre_campaign(&mut self, cause: Cause) {
         if self.term == Term(u64::MAX) {
             return;
         }
         let last_log = self.durable_last_log();
         let term = self.term.next();
-        self.solicit(Role::PreCandidate, term, Body::PreVote { last_log });
+        self.solicit(Role::PreCandidate, term, Body::PreVote { last_log }, cause);
     }
 
     /// Enters `role`, sends `request` to every peer in `term`, and counts
     /// the votes it already has.
-    fn solicit(&mut self, role: Role, term: Term, request: Body) {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn solicit(&mut self, role: Role, term: Term, request: Body, cause: Cause) {
+        emit!(
+            INFO,
+            ELECTION_STARTED,
+            self,
+            kind = kind(role),
+            reason = cause.name(),
+            election_term = term.0,
+            last_log_index = self.durable_last_log().index.0,
+            last_log_term = self.durable_last_log().term.0
+        );
+        traced! {
+            if role != self.role {
+                emit!(INFO, ROLE_CHANGED, self, role = ?role, from_role = ?self.role);
+            }
+        }
         self.role = role;
         self.leader = None;
         self.election_elapsed = 0;
@@ -87,25 +139,57 @@ impl Raft {
 
     /// Becomes a candidate in the next term and asks every peer for its vote
     /// (§5.2). The node's own vote counts only once it is durable.
-    /// `transfer`: started by the leader's TimeoutNow.
-    pub(super) fn campaign(&mut self, transfer: bool) {
+    pub(super) fn campaign(&mut self, cause: Cause) {
         if self.term == Term(u64::MAX) {
             // A faulty peer pushed us to the last term there is. Never
             // campaign again rather than wrap around to term 0.
             return;
         }
+        emit!(INFO, TERM_CHANGED, self, term: self.term.0 + 1, from_term = self.term.0);
         self.term = self.term.next();
         self.vote = Some(self.id);
         let last_log = self.durable_last_log();
         let term = self.term;
+        // A transfer's request overrides leader stickiness.
+        let transfer = cause == Cause::Transfer;
         self.solicit(
             Role::Candidate,
             term,
             Body::RequestVote { last_log, transfer },
+            cause,
         );
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        traced! {
+            if matches!(self.role, Role::Candidate | Role::PreCandidate) {
+                let reason = if term > self.term {
+                    "newer_term"
+                } else if leader.is_some() {
+                    "leader_elected"
+                } else {
+                    // Only the tally ends an election in its own term
+                    // without a leader.
+                    "rejected"
+                };
+                emit!(INFO, ELECTION_LOST, self,
+                    kind = kind(self.role),
+                    reason,
+                    granted = self.votes.iter().filter(|v| **v == Some(true)).count() as u64,
+                    rejected = self.votes.iter().filter(|v| **v == Some(false)).count() as u64,
+                    new_term = term.0,
+                    leader = leader.map(|l| l.0));
+            }
+            if term > self.term {
+                emit!(INFO, TERM_CHANGED, self, term: term.0, from_term = self.term.0);
+            }
+            if self.role != Role::Follower {
+                emit!(INFO, ROLE_CHANGED, self, term: term.0.max(self.term.0),
+                    role = ?Role::Follower,
+                    from_role = ?self.role,
+                    leader = leader.map(|l| l.0));
+            }
+        }
         if self.role == Role::Leader {
             self.end_leadership();
         }
@@ -123,6 +207,7 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
+        emit!(INFO, ROLE_CHANGED, self, role = ?Role::Leader, from_role = ?self.role);
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.votes = Vec::new();
@@ -173,8 +258,22 @@ impl Raft {
         let granted = self.votes.iter().filter(|v| **v == Some(true)).count() + own as usize;
         let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
         match (vote_result(self.voters(), granted, rejected), self.role) {
-            (VoteResult::Won, Role::Candidate) => self.become_leader(),
-            (VoteResult::Won, _) => self.campaign(false),
+            (VoteResult::Won, role) => {
+                emit!(
+                    INFO,
+                    ELECTION_WON,
+                    self,
+                    kind = kind(role),
+                    granted = granted as u64,
+                    rejected = rejected as u64,
+                    voters = self.voters() as u64
+                );
+                if role == Role::Candidate {
+                    self.become_leader();
+                } else {
+                    self.campaign(Cause::PreVoteWon);
+                }
+            }
             (VoteResult::Lost, _) => self.become_follower(self.term, None),
             (VoteResult::Pending, _) => {}
         }
@@ -244,6 +343,6 @@ impl Raft {
             // The leader believes our log is complete; it is not.
             return self.drop_msg(DropReason::Stale);
         }
-        self.campaign(true);
+        self.campaign(Cause::Transfer);
     }
 }

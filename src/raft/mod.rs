@@ -25,6 +25,7 @@ use crate::read_index::ReadQueue;
 use crate::ready::{Proposed, ReadState};
 use crate::rng::Rng;
 use crate::status::{DropCounters, DropReason, Role};
+use crate::trace::emit;
 use crate::types::{LogId, NodeId, Term};
 
 // `repr(C)` keeps the fields an idle tick touches together at the start, so
@@ -207,6 +208,7 @@ impl Raft {
     }
 
     pub(crate) fn drop_msg(&mut self, reason: DropReason) {
+        emit!(DEBUG, MESSAGE_DROPPED, self, reason = ?reason);
         self.dropped.bump(reason);
     }
 
@@ -234,23 +236,38 @@ impl Raft {
             return Ok(());
         }
         if self.is_recovering() {
+            emit!(INFO, CAMPAIGN_REFUSED, self, reason = "recovering");
             return Err(Busy::CatchingUp.into());
         }
         // Leader stickiness is a promise not to elect anyone else while the
         // leader is heard; a lease read counts on it. Only the leader may
         // release it, by transferring leadership.
         if self.cfg.check_quorum && self.hears_leader() {
+            emit!(
+                INFO,
+                CAMPAIGN_REFUSED,
+                self,
+                reason = "leader_alive",
+                leader = self.leader.map(|l| l.0)
+            );
             return Err(Busy::LeaderAlive {
                 leader: self.leader,
             }
             .into());
         }
-        self.start_election();
+        self.start_election(election::Cause::Campaign);
         Ok(())
     }
 
     /// Enters recovery from lost data (see `Restored::lost_data`).
     pub fn start_recovery(&mut self) {
+        emit!(
+            WARN,
+            RECOVERY_STARTED,
+            self,
+            last_index = self.log.last_index().0,
+            commit = self.log.committed.0
+        );
         self.recovering = Some(self.term);
     }
 
@@ -275,6 +292,13 @@ impl Raft {
         };
         let c = self.log.durable_commit();
         if self.log.term_at(c).is_some_and(|t| t > lost_term) {
+            emit!(
+                INFO,
+                RECOVERY_ENDED,
+                self,
+                commit = c.0,
+                restored_term = lost_term.0
+            );
             self.recovering = None;
         }
     }
@@ -332,6 +356,19 @@ impl Raft {
             _ => false,
         };
         if sticky && m.term > self.term && self.hears_leader() {
+            emit!(
+                INFO,
+                VOTE_IGNORED,
+                self,
+                from = m.from.0,
+                kind = if matches!(m.body, Body::PreVote { .. }) {
+                    "pre_vote"
+                } else {
+                    "vote"
+                },
+                candidate_term = m.term.0,
+                leader = self.leader.map(|l| l.0)
+            );
             return self.drop_msg(DropReason::LeaderAlive);
         }
         if m.term > self.term {

@@ -8,6 +8,7 @@ use crate::quorum::quorum_value;
 use crate::read_index::PendingRead;
 use crate::ready::ReadState;
 use crate::status::Role;
+use crate::trace::emit;
 use crate::types::{Index, NodeId};
 
 impl Raft {
@@ -155,6 +156,14 @@ impl Raft {
             return Ok(());
         }
         ld!(self).transferee = Some(to);
+        emit!(
+            INFO,
+            TRANSFER_STARTED,
+            self,
+            to = to.0,
+            match_index = ld!(self).progress[i].match_index.0,
+            last_index = self.log.last_index().0
+        );
         // The transfer gets one election timeout to finish.
         self.election_elapsed = 0;
         if !self.maybe_send_timeout_now(i) {
@@ -173,6 +182,7 @@ impl Raft {
             return false;
         }
         self.send(to, Body::TimeoutNow);
+        emit!(INFO, TRANSFER_TIMEOUT_NOW_SENT, self, to = to.0);
         ld!(self).lease_forfeited = true;
         true
     }

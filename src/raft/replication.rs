@@ -13,6 +13,7 @@ use crate::message::{AppendResponse, Body, Entry, EntryKind};
 use crate::quorum::{committed_index, majority};
 use crate::ready::Proposed;
 use crate::status::{DropReason, ProgressState, Role};
+use crate::trace::{emit, traced};
 use crate::types::{Index, LogId, NodeId, Term};
 
 /// Commands of one proposal input; one command needs no allocation.
@@ -36,6 +37,13 @@ impl Raft {
                 if active < majority(self.voters()) && !bug!(self, CheckQuorumNeverStepsDown) {
                     // Partitioned from a majority: stop accepting proposals
                     // that can never commit, and let the majority elect.
+                    emit!(
+                        WARN,
+                        CHECK_QUORUM_STEP_DOWN,
+                        self,
+                        active = active as u64,
+                        voters = self.voters() as u64
+                    );
                     let term = self.term;
                     self.become_follower(term, None);
                     return;
@@ -70,12 +78,29 @@ impl Raft {
     pub(super) fn append_commands(&mut self, data: Commands) -> Result<Proposed, Error> {
         debug_assert_eq!(self.role, Role::Leader);
         if let Some(to) = ld!(self).transferee {
+            emit!(
+                DEBUG,
+                PROPOSAL_REFUSED,
+                self,
+                reason = "leadership_transfer",
+                entries = data.len() as u64,
+                to = to.0
+            );
             return Err(Busy::LeadershipTransfer { to }.into());
         }
         let bytes: u64 = data.iter().map(|d| 24 + d.len() as u64).sum();
         let limit = self.cfg.max_uncommitted_bytes;
         // One proposal always fits when nothing is pending, however large.
         if ld!(self).uncommitted_bytes > 0 && ld!(self).uncommitted_bytes + bytes > limit {
+            emit!(
+                DEBUG,
+                PROPOSAL_REFUSED,
+                self,
+                reason = "uncommitted_bytes",
+                entries = data.len() as u64,
+                held_bytes = ld!(self).uncommitted_bytes,
+                limit_bytes = limit
+            );
             return Err(Busy::UncommittedBytes {
                 held: ld!(self).uncommitted_bytes,
                 limit,
@@ -113,7 +138,17 @@ impl Raft {
                     );
                     Ok(())
                 }
-                leader => Err(Error::NotLeader { leader }),
+                leader => {
+                    emit!(
+                        DEBUG,
+                        PROPOSAL_REFUSED,
+                        self,
+                        reason = "not_leader",
+                        entries = data.len() as u64,
+                        leader = leader.map(|l| l.0)
+                    );
+                    Err(Error::NotLeader { leader })
+                }
             };
         }
         let p = self.append_commands(data)?;
@@ -126,6 +161,18 @@ impl Raft {
     /// follower's host (by content), not here.
     pub(super) fn handle_forwarded_propose(&mut self, data: Vec<Bytes>) {
         if self.role != Role::Leader || data.is_empty() {
+            emit!(
+                DEBUG,
+                PROPOSAL_REFUSED,
+                self,
+                reason = if data.is_empty() {
+                    "empty"
+                } else {
+                    "not_leader"
+                },
+                entries = data.len() as u64,
+                leader = self.leader.map(|l| l.0)
+            );
             return self.drop_msg(DropReason::ProposalRefused);
         }
         if self.append_commands(data.into()).is_err() {
@@ -219,6 +266,17 @@ impl Raft {
                 commit,
             },
         );
+        traced! {
+            let pr = &self.lead.as_deref().expect("leading").progress[i];
+            if let Some(reason) = pr.pause_reason() {
+                emit!(DEBUG, REPLICATION_PAUSED, self,
+                    peer = pr.id.0,
+                    reason,
+                    next_index = pr.next_index.0,
+                    match_index = pr.match_index.0,
+                    inflight_msgs = pr.inflight() as u64);
+            }
+        }
         true
     }
 
@@ -297,7 +355,18 @@ impl Raft {
                     // Sent before a later acknowledgement: nothing lost.
                     return self.drop_msg(DropReason::Stale);
                 }
+                #[cfg(feature = "tracing")]
+                let acked = pr.match_index;
                 pr.forget_match(last.index.min(self.log.last_index()));
+                emit!(
+                    WARN,
+                    FOLLOWER_BEHIND,
+                    self,
+                    peer = self.peers[i].0,
+                    last_index = last.index.0,
+                    last_term = last.term.0,
+                    acked_index = acked.0
+                );
                 self.send_append(i, true);
             }
             AppendResponse::Reject { rejected, hint } => {
@@ -458,6 +527,15 @@ impl Raft {
             // where it ends, so the leader stops trusting what we once
             // acknowledged and brings us up to date.
             let last = self.log.last_id();
+            emit!(
+                WARN,
+                LOG_BEHIND_LEADER,
+                self,
+                leader = from.0,
+                commit = commit.0,
+                last_index = last.index.0,
+                last_term = last.term.0
+            );
             self.send(
                 from,
                 Body::AppendEntriesResponse(AppendResponse::Behind { last }),

@@ -1,0 +1,46 @@
+//! The one way the protocol emits a `trace_events` event.
+//!
+//! `emit!(LEVEL, EVENT, self, field = value, ...)` stands for one
+//! `tracing::event!` with target `"zaft"`, the event's name as both the
+//! callsite name and the `event` field, and the node's id and term as
+//! `node` and `term` (`emit!(LEVEL, EVENT, self, term: t, ...)` reports the
+//! term `t` instead: the term a node is about to enter). Without the
+//! `tracing` feature it expands to nothing: no field is evaluated and no
+//! branch is left in the hot path. A value computed only for an event
+//! therefore belongs inside the `emit!`, and a condition that only decides
+//! whether to emit belongs inside `traced!`.
+
+/// Emits the event named `$event` (a constant of `crate::trace_events`) at
+/// `tracing::Level::$level` on behalf of the `Raft` `$raft`.
+macro_rules! emit {
+    ($level:ident, $event:ident, $raft:expr, term: $term:expr $(, $($field:tt)+)?) => {
+        #[cfg(feature = "tracing")]
+        {
+            tracing::event!(
+                name: crate::trace_events::$event,
+                target: crate::trace_events::TARGET,
+                tracing::Level::$level,
+                event = crate::trace_events::$event,
+                node = $raft.id.0,
+                term = $term
+                $(, $($field)+)?
+            );
+        }
+    };
+    ($level:ident, $event:ident, $raft:expr $(, $($field:tt)+)?) => {
+        $crate::trace::emit!($level, $event, $raft, term: $raft.term.0 $(, $($field)+)?)
+    };
+}
+pub(crate) use emit;
+
+/// Code that exists only with the `tracing` feature: the conditions that
+/// decide whether to `emit!`.
+macro_rules! traced {
+    ($($code:tt)*) => {
+        #[cfg(feature = "tracing")]
+        {
+            $($code)*
+        }
+    };
+}
+pub(crate) use traced;
