@@ -7,6 +7,7 @@
 //! ```text
 //! loop {
 //!     wait for an event or the next tick; drain what else is queued (bounded)
+//!     before every step: Input::Ticks(every tick the monotonic clock says is due)
 //!     step each one; handle each Ready:
 //!         WAL append (buffered) + hard state noted, messages sent, committed applied
 //!     client writes of the whole batch go in as one ProposeBatch
@@ -140,6 +141,9 @@ struct Host {
     reads_to_serve: BTreeMap<u64, Vec<(Vec<u8>, Waiter)>>,
     /// The last log index applied to `store`.
     applied: u64,
+    /// When the last tick delivered to the node was due: ticks follow the
+    /// monotonic clock, not the loop's iterations.
+    last_tick: Instant,
     /// The hard state last saved, and the latest one a Ready asked for.
     hs_saved: HardState,
     hs_latest: HardState,
@@ -255,6 +259,7 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         next_read_ctx: 1,
         reads_to_serve: BTreeMap::new(),
         applied: 0,
+        last_tick: Instant::now(),
         hs_saved: hs,
         hs_latest: hs,
         hs_saved_at: Instant::now(),
@@ -272,11 +277,11 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
 
 impl Host {
     fn event_loop(&mut self, rx: mpsc::Receiver<Event>) -> Result<(), Fatal> {
-        let mut next_tick = Instant::now() + TICK;
         let mut next_sweep = Instant::now() + Duration::from_secs(1);
         let mut batch: Vec<(Bytes, mpsc::Sender<Reply>)> = Vec::new();
         let mut batch_bytes = 0;
         loop {
+            let next_tick = self.last_tick + TICK;
             let now = Instant::now();
             let first = if now < next_tick {
                 match rx.recv_timeout(next_tick - now) {
@@ -287,11 +292,15 @@ impl Host {
             } else {
                 None
             };
+            self.tick_to_now()?;
             let mut events = first
                 .into_iter()
                 .chain(std::iter::from_fn(|| rx.try_recv().ok()));
             let mut handled = 0;
             for ev in events.by_ref() {
+                // Time first: the process may have stopped since the last
+                // event, and this one may have arrived after the stall.
+                self.tick_to_now()?;
                 match ev {
                     Event::Peer(m) => self.step(Input::Message(m))?,
                     Event::Unreachable(p) => self.step(Input::ReportUnreachable(p))?,
@@ -332,16 +341,29 @@ impl Host {
                 batch_bytes = 0;
             }
             let now = Instant::now();
-            if now >= next_tick {
-                self.step(Input::Tick)?;
-                next_tick = now + TICK;
-            }
             if now >= next_sweep {
                 self.sweep_timeouts(now);
                 next_sweep = now + Duration::from_secs(1);
             }
             self.sync_and_advance()?;
         }
+    }
+
+    /// Delivers every whole tick that has passed since the last one, in one
+    /// `Input::Ticks`. Called before anything else is stepped: after a stall
+    /// (a stopped process, swapping, a slow disk) the node must learn how
+    /// much time went by before it sees what arrived meanwhile, or a
+    /// leader's lease would outlive the real time it was granted for.
+    fn tick_to_now(&mut self) -> Result<(), Fatal> {
+        let elapsed = self.last_tick.elapsed();
+        if elapsed < TICK {
+            return Ok(());
+        }
+        let n = u32::try_from(elapsed.as_nanos() / TICK.as_nanos()).unwrap_or(u32::MAX);
+        // Keep the remainder, so ticks follow the clock and do not drift.
+        self.last_tick += TICK * n;
+        let input = if n == 1 { Input::Tick } else { Input::Ticks(n) };
+        self.step(input)
     }
 
     fn step(&mut self, input: Input) -> Result<(), Fatal> {
@@ -367,6 +389,7 @@ impl Host {
     /// Proposes every queued client command as one batch, or redirects them
     /// all if this node is not the leader.
     fn propose(&mut self, batch: &mut Vec<(Bytes, mpsc::Sender<Reply>)>) -> Result<(), Fatal> {
+        self.tick_to_now()?;
         let data: Vec<Bytes> = batch.iter().map(|(d, _)| d.clone()).collect();
         let n = data.len() as u64;
         match self.node.step(Input::ProposeBatch(data)) {
@@ -530,6 +553,8 @@ impl Host {
     /// One fsync for everything handled since the last one, then `advance`.
     fn sync_and_advance(&mut self) -> Result<(), Fatal> {
         while self.unacked_work {
+            // Ticks due by now go into the Ready this fsync covers.
+            self.tick_to_now()?;
             let Some(last) = self.last_ready else { break };
             if self.needs_sync {
                 self.wal
