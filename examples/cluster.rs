@@ -55,6 +55,16 @@ impl Host {
             if let Some(hs) = ready.hard_state() {
                 self.disk.hard_state = *hs;
             }
+            if let Some(ss) = ready.soft_state() {
+                // Role and leader changes come in the Ready: no polling.
+                match (ss.role, ss.leader) {
+                    (Role::Leader, _) => {
+                        println!("node {} is leader of term {}", self.id, self.node.term())
+                    }
+                    (_, Some(l)) => println!("  node {} follows node {l}", self.id),
+                    _ => {}
+                }
+            }
             net.extend(ready.take_messages());
             for e in ready.committed() {
                 if e.kind == EntryKind::Normal {
@@ -66,7 +76,9 @@ impl Host {
             for lost in ready.lost() {
                 println!("  node {}: proposal {lost} was lost", self.id);
             }
-            // Our disk is memory: every write is durable at once.
+            // Our disk is memory: every write is durable at once. A real
+            // host fsyncs here when `ready.must_sync()`, and may skip the
+            // fsync (saving the commit index lazily) when it is false.
             ready = self
                 .node
                 .advance(ready.id())
@@ -88,7 +100,6 @@ impl Host {
 struct Cluster {
     hosts: Vec<Host>,
     net: VecDeque<Message>,
-    leader_seen: Option<(NodeId, u64)>,
 }
 
 impl Cluster {
@@ -107,19 +118,6 @@ impl Cluster {
             if host.up && self.hosts[from.get() as usize - 1].up {
                 let host = &mut self.hosts[to.get() as usize - 1];
                 host.step(Input::Message(m), &mut self.net);
-            }
-        }
-        self.report_leader();
-    }
-
-    fn report_leader(&mut self) {
-        for h in self.hosts.iter().filter(|h| h.up) {
-            if h.node.role() == Role::Leader {
-                let now = (h.id, h.node.term().get());
-                if self.leader_seen != Some(now) {
-                    println!("node {} is leader of term {}", now.0, now.1);
-                    self.leader_seen = Some(now);
-                }
             }
         }
     }
@@ -164,7 +162,6 @@ fn main() {
     let mut cluster = Cluster {
         hosts: voters.iter().map(|&id| Host::new(id, &voters)).collect(),
         net: VecDeque::new(),
-        leader_seen: None,
     };
 
     println!("== election: three followers, randomized timeouts");

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use crate::message::Message;
 use crate::types::NodeId;
 
-/// One input to [`crate::Node::step`].
+/// One input to [`crate::Node::step`]. New inputs will be added; a host
+/// only builds the ones it uses.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Input {
@@ -64,6 +65,26 @@ pub enum Input {
     /// proposals are refused meanwhile. The transfer is abandoned after an
     /// election timeout.
     TransferLeader(NodeId),
+    /// Abort the leadership transfer in progress (leader only; nothing to
+    /// do if none runs). Proposals are taken again at once;
+    /// [`crate::Ready::transfer_ended`] reports it. The lease stays
+    /// forfeited for the rest of the term: the `TimeoutNow` may still arrive.
+    /// `TransferLeader` to the leader itself does the same.
+    AbortTransfer,
+    /// The leader gives up leadership at once, without picking a successor
+    /// (for maintenance): it becomes a follower in the same term, fails the
+    /// reads it holds, and the others elect a new leader once their
+    /// election timeouts pass. On a node that does not lead, `step` returns
+    /// [`crate::Error::NotLeader`].
+    StepDown,
+    /// A follower forgets the leader it knows (the host learnt it is gone),
+    /// so that it stops forwarding to it and supports another candidate
+    /// without waiting out its election timeout. Refused with
+    /// [`crate::Busy::LeaderAlive`] while `check_quorum` is on: leases rely
+    /// on followers keeping their promise for a full election timeout. Does
+    /// nothing on a leader (see [`Input::StepDown`]) or a node that knows
+    /// no leader.
+    ForgetLeader,
     /// The host could not reach this peer (a connection failed or a send
     /// queue overflowed). The leader stops streaming to it optimistically and
     /// probes it instead.

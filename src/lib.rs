@@ -17,7 +17,8 @@
 //!     storage.save(ready.hard_state());         // term, vote, commit
 //!     network.send(ready.messages());           // safe now, even before the fsync
 //!     state_machine.apply(ready.committed());   // in index order
-//!     storage.sync();                           // may cover many Readies
+//!     clients.on_role_change(ready.soft_state()); // role / leader, only when changed
+//!     if ready.must_sync() { storage.sync(); }  // one fsync may cover many Readies
 //!     let follow_up = node.advance(ready.id())?; // handle it the same way
 //! }
 //! ```
@@ -181,6 +182,8 @@ pub use error::{Busy, ConfigError, Error, Misuse, RestoreError};
 pub use input::Input;
 pub use message::{AppendResponse, Body, Entry, EntryKind, HardState, Message};
 pub use node::{Node, Restored};
-pub use ready::{DrainMessages, Proposed, ReadState, Ready, ReadyId};
+pub use ready::{
+    DrainMessages, Proposed, ReadState, Ready, ReadyId, SoftState, TransferEnded, TransferOutcome,
+};
 pub use status::{DropCounters, DropReason, PeerProgress, ProgressState, Role, Status};
 pub use types::{Index, LogId, NodeId, Term};

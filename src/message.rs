@@ -12,6 +12,11 @@ use crate::entries::Entries;
 use crate::types::{Index, LogId, NodeId, Term};
 
 /// What an entry carries.
+///
+/// New kinds will be added (configuration changes among them). A host that
+/// meets a committed entry of a kind it does not know must not skip it
+/// silently: its state machine would diverge from the nodes that do know
+/// it. Stop applying and report the node as needing an upgrade.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EntryKind {
@@ -81,6 +86,10 @@ pub struct Message {
 }
 
 /// The content of a [`Message`].
+///
+/// New kinds will be added. A host routes messages by [`Message::to`] and
+/// need not look inside; one that does (to count or prioritise) treats a
+/// kind it does not know as an ordinary message and delivers it.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Body {
@@ -172,6 +181,7 @@ pub enum Body {
 
 /// The outcome of an [`Body::AppendEntries`] at the follower.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum AppendResponse {
     /// The follower's log now matches the leader's up to `match_index`, and
     /// those entries are durable at the follower.

@@ -17,7 +17,7 @@ use crate::input::Input;
 use crate::log::RaftLog;
 use crate::message::{Entry, HardState, Message};
 use crate::raft::Raft;
-use crate::ready::{Parts, Ready, ReadyId};
+use crate::ready::{Parts, Ready, ReadyId, SoftState};
 use crate::status::{PeerProgress, Status};
 use crate::types::{Index, LogId, NodeId, Term};
 
@@ -104,6 +104,8 @@ pub struct Node {
     spares: Option<Spares>,
     /// The hard state last handed to the host.
     emitted_hs: HardState,
+    /// The role and leader last handed to the host.
+    emitted_ss: SoftState,
 }
 
 impl Node {
@@ -169,6 +171,10 @@ impl Node {
             committed_backlog: false,
             spares: None,
             emitted_hs,
+            emitted_ss: SoftState {
+                role: crate::Role::Follower,
+                leader: None,
+            },
         };
         node.check_invariants();
         Ok(node)
@@ -200,6 +206,9 @@ impl Node {
             Input::ReportUnreachable(peer) => self.raft.report_unreachable(peer),
             Input::ReadIndex(ctx) => self.raft.read_index(ctx)?,
             Input::TransferLeader(to) => self.raft.transfer_leader(to)?,
+            Input::AbortTransfer => self.raft.abort_transfer()?,
+            Input::StepDown => self.raft.step_down()?,
+            Input::ForgetLeader => self.raft.forget_leader()?,
         }
         self.raft.maybe_end_recovery();
         Ok(self.build_ready())
@@ -380,6 +389,16 @@ impl Node {
                 handed: committed.last().map(|e| e.index),
             });
         }
+        let ss = SoftState {
+            role: raft.role,
+            leader: raft.leader,
+        };
+        if ss != self.emitted_ss {
+            parts.soft_state = Some(ss);
+            self.emitted_ss = ss;
+        }
+        parts.transfer_ended = raft.transfer_ended.take();
+        parts.must_sync = vote_changed || !entries.is_empty();
         parts.entries = entries;
         parts.hard_state = hard_state;
         parts.committed = committed;
@@ -411,6 +430,9 @@ impl Node {
             && r.held.is_empty()
             && r.read_states.is_empty()
             && r.proposed.is_none()
+            && r.transfer_ended.is_none()
+            && r.role == self.emitted_ss.role
+            && r.leader == self.emitted_ss.leader
             && r.log.is_quiet()
             && r.term == self.emitted_hs.term
             && r.vote == self.emitted_hs.vote
@@ -481,7 +503,61 @@ impl Node {
         self.raft.role == crate::Role::Leader
     }
 
-    /// A snapshot of the node's state, for monitoring and tests.
+    /// Whom this node voted for in the current term.
+    pub fn vote(&self) -> Option<NodeId> {
+        self.raft.vote
+    }
+
+    /// The highest index known to be committed.
+    pub fn commit(&self) -> Index {
+        self.raft.log.committed
+    }
+
+    /// The highest index the host has applied (acknowledged by `advance`).
+    pub fn applied(&self) -> Index {
+        self.raft.log.applied
+    }
+
+    /// The last entry of the log, durable or not.
+    pub fn last_log(&self) -> LogId {
+        self.raft.log.last_id()
+    }
+
+    /// The highest index known to be durable in this node's own log.
+    pub fn persisted(&self) -> Index {
+        self.raft.log.stable
+    }
+
+    /// Messages dropped so far, by reason.
+    pub fn dropped(&self) -> crate::DropCounters {
+        self.raft.dropped
+    }
+
+    /// Whether the node is recovering from lost data (see
+    /// [`Restored::lost_data`]).
+    pub fn is_recovering(&self) -> bool {
+        self.raft.is_recovering()
+    }
+
+    /// Each follower's replication progress, while this node leads (empty
+    /// otherwise). Allocates nothing: a metrics scrape of many groups can
+    /// visit them all.
+    pub fn progress(&self) -> impl Iterator<Item = PeerProgress> + '_ {
+        self.raft
+            .lead
+            .iter()
+            .flat_map(|l| l.progress.iter())
+            .map(|p| PeerProgress {
+                id: p.id,
+                match_index: p.match_index,
+                next_index: p.next_index,
+                state: p.state,
+                inflight: p.inflight() as u32,
+            })
+    }
+
+    /// A snapshot of the node's state, for monitoring and tests. It
+    /// allocates (the per-peer progress); the getters above do not.
     pub fn status(&self) -> Status {
         let r = &self.raft;
         Status {
@@ -494,18 +570,7 @@ impl Node {
             applied: r.log.applied,
             last_log: r.log.last_id(),
             persisted: r.log.stable,
-            progress: r
-                .lead
-                .iter()
-                .flat_map(|l| l.progress.iter())
-                .map(|p| PeerProgress {
-                    id: p.id,
-                    match_index: p.match_index,
-                    next_index: p.next_index,
-                    state: p.state,
-                    inflight: p.inflight() as u32,
-                })
-                .collect(),
+            progress: self.progress().collect(),
             dropped: r.dropped,
             recovering: r.is_recovering(),
         }

@@ -7,7 +7,8 @@ use core::fmt;
 
 use crate::entries::Entries;
 use crate::message::{Entry, HardState, Message};
-use crate::types::{Index, LogId, Term};
+use crate::status::Role;
+use crate::types::{Index, LogId, NodeId, Term};
 
 /// The number of a [`Ready`]. Ids increase by one with every `Ready` a node
 /// hands out, starting from 1 after every `Node::new`.
@@ -57,6 +58,45 @@ pub struct ReadState {
     pub index: Option<Index>,
 }
 
+/// The node's role and the leader it knows, reported in a [`Ready`] when
+/// either changed ([`Ready::soft_state`]): what a host needs to redirect
+/// clients or fail their pending requests, without polling.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SoftState {
+    /// The node's role now.
+    pub role: Role,
+    /// The leader of the node's current term, if known (itself when it
+    /// leads).
+    pub leader: Option<NodeId>,
+}
+
+/// How a leadership transfer ended ([`Ready::transfer_ended`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum TransferOutcome {
+    /// The target campaigned in a newer term and this node stepped down on
+    /// hearing it: leadership was handed over (the target wins unless it
+    /// fails right then).
+    Succeeded,
+    /// The transfer did not finish within an election timeout; the leader
+    /// leads on and takes proposals again.
+    TimedOut,
+    /// The host aborted it ([`crate::Input::AbortTransfer`]).
+    Aborted,
+    /// Leadership was lost some other way first (a newer term from another
+    /// node, CheckQuorum, [`crate::Input::StepDown`]).
+    LeadershipLost,
+}
+
+/// The end of a leadership transfer ([`Ready::transfer_ended`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TransferEnded {
+    /// The node leadership was being handed to.
+    pub to: NodeId,
+    /// How it ended.
+    pub outcome: TransferOutcome,
+}
+
 /// One batch of work for the host. Handle Readies in order of [`Ready::id`]:
 ///
 /// 1. write [`Ready::entries`] to the log (truncate at the first entry's index,
@@ -87,6 +127,9 @@ pub(crate) struct Parts {
     pub proposed: Option<Proposed>,
     pub lost: Vec<LogId>,
     pub read_states: Vec<ReadState>,
+    pub soft_state: Option<SoftState>,
+    pub transfer_ended: Option<TransferEnded>,
+    pub must_sync: bool,
 }
 
 impl Parts {
@@ -99,6 +142,9 @@ impl Parts {
         self.proposed = None;
         self.lost.clear();
         self.read_states.clear();
+        self.soft_state = None;
+        self.transfer_ended = None;
+        self.must_sync = false;
     }
 
     fn is_empty(&self) -> bool {
@@ -109,6 +155,8 @@ impl Parts {
             && self.proposed.is_none()
             && self.lost.is_empty()
             && self.read_states.is_empty()
+            && self.soft_state.is_none()
+            && self.transfer_ended.is_none()
     }
 }
 
@@ -179,6 +227,30 @@ impl Ready {
     #[inline]
     pub fn read_states(&self) -> &[ReadState] {
         self.parts.as_ref().map_or(&[], |p| &p.read_states)
+    }
+
+    /// The node's role and leader, if either changed since the last Ready
+    /// that reported them. A host redirects clients, or fails the requests
+    /// it holds for a leadership that ended, here rather than by polling.
+    #[inline]
+    pub fn soft_state(&self) -> Option<SoftState> {
+        self.parts.as_ref().and_then(|p| p.soft_state)
+    }
+
+    /// A leadership transfer that ended with this Ready, and how.
+    #[inline]
+    pub fn transfer_ended(&self) -> Option<TransferEnded> {
+        self.parts.as_ref().and_then(|p| p.transfer_ended)
+    }
+
+    /// Whether this Ready's writes must be durable before `advance`: it
+    /// carries entries, or a hard state whose term or vote changed. When
+    /// false, whatever the Ready asks to write (a hard state that only moves
+    /// `commit`, which is a restart hint) may be saved lazily, and `advance`
+    /// may follow without an fsync.
+    #[inline]
+    pub fn must_sync(&self) -> bool {
+        self.parts.as_ref().is_some_and(|p| p.must_sync)
     }
 
     /// Whether this Ready asks nothing of the host. An empty Ready still has
@@ -283,9 +355,19 @@ mod tests {
                 ctx: 1,
                 index: None
             }],
+            soft_state: Some(SoftState {
+                role: Role::Leader,
+                leader: Some(NodeId(1)),
+            }),
+            transfer_ended: Some(TransferEnded {
+                to: NodeId(2),
+                outcome: TransferOutcome::Aborted,
+            }),
+            must_sync: true,
         };
         p.clear();
         assert!(p.is_empty(), "{p:?}");
+        assert!(!p.must_sync);
         assert!(p.messages.capacity() > 0, "buffers are kept");
     }
 }

@@ -6,6 +6,9 @@ use core::fmt;
 use crate::types::{Index, LogId, NodeId, Term};
 
 /// The role a node plays in its current term (§5.1).
+///
+/// A host that meets a role it does not know treats it as "not the
+/// leader".
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 #[non_exhaustive]
 pub enum Role {
@@ -19,8 +22,10 @@ pub enum Role {
     Leader,
 }
 
-/// How a leader replicates to one follower.
+/// How a leader replicates to one follower. More states will come (a
+/// follower being sent a snapshot); show an unknown one by its `Debug` name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[non_exhaustive]
 pub enum ProgressState {
     /// The leader does not know where the follower's log matches its own: it
     /// sends one AppendEntries at a time until one succeeds.

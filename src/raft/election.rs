@@ -65,7 +65,7 @@ impl Raft {
                 // No election until caught up; the leader may be gone.
                 self.election_elapsed = 0;
                 self.leader = None;
-                return false;
+                return true;
             }
             self.start_election(Cause::Timeout);
             return true;

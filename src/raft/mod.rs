@@ -22,7 +22,7 @@ use crate::log::RaftLog;
 use crate::message::{Body, Message};
 use crate::progress::Progress;
 use crate::read_index::ReadQueue;
-use crate::ready::{Proposed, ReadState};
+use crate::ready::{Proposed, ReadState, TransferEnded, TransferOutcome};
 use crate::rng::Rng;
 use crate::status::{DropCounters, DropReason, Role};
 use crate::trace::emit;
@@ -72,6 +72,8 @@ pub(crate) struct Raft {
     /// (No message of a term leaves before the term is durable, so a node
     /// restored at term 0 promised nobody anything.)
     restarted: bool,
+    /// A leadership transfer that ended since the last Ready.
+    pub transfer_ended: Option<TransferEnded>,
     /// While the node recovers from lost data: the term it restored. It
     /// takes no part in elections until it durably holds an entry committed
     /// in a newer term (see `Restored::lost_data`).
@@ -154,6 +156,7 @@ impl Raft {
             proposed: None,
             read_states: Vec::new(),
             restarted: term > Term(0),
+            transfer_ended: None,
             recovering: None,
             #[cfg(feature = "sim")]
             bug: None,
@@ -257,6 +260,43 @@ impl Raft {
         }
         self.start_election(election::Cause::Campaign);
         Ok(())
+    }
+
+    /// The leader gives up leadership now (`Input::StepDown`).
+    pub fn step_down(&mut self) -> Result<(), Error> {
+        if self.role != Role::Leader {
+            return Err(Error::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let term = self.term;
+        self.become_follower(term, None);
+        Ok(())
+    }
+
+    /// A follower forgets its leader (`Input::ForgetLeader`). Refused while
+    /// CheckQuorum makes the follower's support a promise a lease relies on.
+    pub fn forget_leader(&mut self) -> Result<(), Error> {
+        if self.role == Role::Leader || self.leader.is_none() {
+            return Ok(());
+        }
+        if self.cfg.check_quorum {
+            return Err(Busy::LeaderAlive {
+                leader: self.leader,
+            }
+            .into());
+        }
+        self.leader = None;
+        Ok(())
+    }
+
+    /// Ends the transfer in progress, if any, reporting `outcome`.
+    pub(crate) fn end_transfer(&mut self, outcome: TransferOutcome) {
+        if let Some(ld) = self.lead.as_deref_mut()
+            && let Some(to) = ld.transferee.take()
+        {
+            self.transfer_ended = Some(TransferEnded { to, outcome });
+        }
     }
 
     /// Enters recovery from lost data (see `Restored::lost_data`).
@@ -372,6 +412,16 @@ impl Raft {
             return self.drop_msg(DropReason::LeaderAlive);
         }
         if m.term > self.term {
+            if let Some(to) = self.lead.as_deref().and_then(|l| l.transferee) {
+                // The target's campaign (or anything newer from it) is the
+                // handover; a newer term from anyone else ends it unfinished.
+                let outcome = if m.from == to {
+                    TransferOutcome::Succeeded
+                } else {
+                    TransferOutcome::LeadershipLost
+                };
+                self.end_transfer(outcome);
+            }
             match m.body {
                 // A pre-vote's term is only proposed; a granted pre-vote
                 // response echoes our own proposed term.

@@ -6,7 +6,7 @@ use crate::error::{Busy, Error, Misuse};
 use crate::message::Body;
 use crate::quorum::quorum_value;
 use crate::read_index::PendingRead;
-use crate::ready::ReadState;
+use crate::ready::{ReadState, TransferOutcome};
 use crate::status::Role;
 use crate::trace::emit;
 use crate::types::{Index, NodeId};
@@ -133,9 +133,21 @@ impl Raft {
     /// Leadership is lost: every read still waiting fails (so no client waits
     /// forever), and a transfer in progress is over.
     pub(super) fn end_leadership(&mut self) {
+        self.end_transfer(TransferOutcome::LeadershipLost);
         while let Some((ctx, from)) = ld!(self).reads.pop_any() {
             self.answer_read(ctx, from, None);
         }
+    }
+
+    /// Aborts the transfer in progress (`Input::AbortTransfer`).
+    pub fn abort_transfer(&mut self) -> Result<(), Error> {
+        if self.role != Role::Leader {
+            return Err(Error::NotLeader {
+                leader: self.leader,
+            });
+        }
+        self.end_transfer(TransferOutcome::Aborted);
+        Ok(())
     }
 
     /// Starts handing leadership to `to`.
@@ -146,7 +158,7 @@ impl Raft {
             });
         }
         if to == self.id {
-            ld!(self).transferee = None;
+            self.end_transfer(TransferOutcome::Aborted);
             return Ok(());
         }
         let Some(i) = self.peer_pos(to) else {

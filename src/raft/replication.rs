@@ -51,7 +51,7 @@ impl Raft {
             }
             // A transfer that has not finished within an election timeout
             // has failed; take proposals again.
-            ld!(self).transferee = None;
+            self.end_transfer(crate::ready::TransferOutcome::TimedOut);
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;

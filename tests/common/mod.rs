@@ -241,6 +241,12 @@ pub struct Host {
     pub lost: Vec<LogId>,
     /// Every `Ready::read_states` answer, in order.
     pub reads: Vec<zaft::ReadState>,
+    /// Every `Ready::soft_state` and `Ready::transfer_ended`, in order.
+    pub soft_states: Vec<zaft::SoftState>,
+    pub transfers: Vec<zaft::TransferEnded>,
+    /// The term and vote last handed out (or restored), for checking
+    /// `Ready::must_sync`.
+    emitted_vote: (Term, Option<NodeId>),
     /// Readies handed out since the last restart, and how many crashes.
     pub readies: u64,
     pub crashes: u64,
@@ -360,6 +366,7 @@ impl Cluster {
                 let applied = r.entries[..r.applied.get() as usize].to_vec();
                 let node = Node::new(config.clone(), r)
                     .unwrap_or_else(|e| panic!("node {id:?} refused its restored state: {e}"));
+                let emitted_vote = (node.term(), node.vote());
                 Host {
                     config,
                     node: Some(node),
@@ -372,6 +379,9 @@ impl Cluster {
                     proposed: Vec::new(),
                     lost: Vec::new(),
                     reads: Vec::new(),
+                    soft_states: Vec::new(),
+                    transfers: Vec::new(),
+                    emitted_vote,
                     readies: 0,
                     crashes: 0,
                 }
@@ -536,6 +546,20 @@ impl Cluster {
         if !ready.is_empty() {
             h.unadvanced.push(rid);
         }
+        // Ready::must_sync: new entries, or a new term or vote.
+        let vote_changed = ready
+            .hard_state()
+            .is_some_and(|hs| (hs.term, hs.vote) != h.emitted_vote);
+        assert_eq!(
+            ready.must_sync(),
+            !ready.entries().is_empty() || vote_changed,
+            "node {id}: must_sync wrong for {ready:?}"
+        );
+        if let Some(hs) = ready.hard_state() {
+            h.emitted_vote = (hs.term, hs.vote);
+        }
+        h.soft_states.extend(ready.soft_state());
+        h.transfers.extend(ready.transfer_ended());
         let entries = ready.take_entries();
         if !entries.is_empty() {
             write_entries(&mut h.log, &entries);
@@ -808,6 +832,7 @@ impl Cluster {
         };
         let node = Node::new(h.config.clone(), r)
             .unwrap_or_else(|e| panic!("node {id} cannot restart from its own disk: {e}"));
+        h.emitted_vote = (node.term(), node.vote());
         h.node = Some(node);
         h.readies = 0;
         self.check_leader(id);
