@@ -142,6 +142,13 @@ impl RaftLog {
         let Some(first) = run.first() else { return };
         debug_assert_eq!(first.index, self.last_index().next());
         debug_assert!(first.term >= self.last_id().term);
+        // What changed is checked once, here; after each input the debug
+        // checks look only at the log's ends (`check_ends`).
+        #[cfg(debug_assertions)]
+        for w in run.windows(2) {
+            assert_eq!(w[1].index, w[0].index.next(), "run not contiguous");
+            assert!(w[1].term >= w[0].term, "run terms decrease");
+        }
         self.terms.extend(run.iter().map(|e| e.term));
         // The pieces of one leader batch, arriving in several messages,
         // become one run again.
@@ -292,9 +299,32 @@ impl RaftLog {
         self.offset
     }
 
-    /// Panics if an invariant is broken. Called after every input in debug builds.
+    /// Panics if an invariant at the log's ends is broken: the cursors, and
+    /// where the runs start and end. O(1): run after every input in debug
+    /// builds, so a downstream debug build stays linear in the log's length
+    /// (appends check the runs they add, once).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    pub fn check_ends(&self) {
+        let last = self.last_index();
+        assert!(self.committed <= last, "committed beyond log");
+        assert!(self.stable <= last, "stable beyond log");
+        assert!(self.emitted <= last, "emitted beyond log");
+        assert!(self.applied <= self.handed, "applied beyond handed");
+        assert!(self.handed <= self.committed, "handed beyond committed");
+        assert!(self.handed <= self.stable, "handed beyond stable");
+        assert_eq!(self.runs.is_empty(), self.terms.is_empty());
+        if let (Some(front), Some(back)) = (self.runs.front(), self.runs.back()) {
+            assert_eq!(front[0].index, self.offset.index.next(), "log start");
+            let end = &back[back.len() - 1];
+            assert_eq!(end.id(), self.last_id(), "log end out of step");
+        }
+    }
+
+    /// Panics if any invariant is broken, walking the whole log: for tests
+    /// and the simulator.
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub fn check_invariants(&self) {
+        self.check_ends();
         let last = self.last_index();
         let mut prev = self.offset;
         let mut held = 0;
@@ -309,12 +339,7 @@ impl RaftLog {
             }
         }
         assert_eq!(held, self.terms.len(), "terms out of step with the runs");
-        assert!(self.committed <= last, "committed beyond log");
-        assert!(self.stable <= last, "stable beyond log");
-        assert!(self.emitted <= last, "emitted beyond log");
-        assert!(self.applied <= self.handed, "applied beyond handed");
-        assert!(self.handed <= self.committed, "handed beyond committed");
-        assert!(self.handed <= self.stable, "handed beyond stable");
+        assert_eq!(prev.index, last);
     }
 }
 
@@ -512,5 +537,20 @@ mod tests {
                 }
             }
         }
+    }
+    #[test]
+    #[should_panic(expected = "committed beyond log")]
+    fn the_per_input_check_sees_a_cursor_beyond_the_log() {
+        let mut l = log_of(&[1, 1, 2]);
+        l.committed = Index(4);
+        l.check_ends();
+    }
+
+    #[test]
+    #[should_panic(expected = "log end out of step")]
+    fn the_per_input_check_sees_terms_out_of_step_at_the_end() {
+        let mut l = log_of(&[1, 1, 2]);
+        *l.terms.back_mut().unwrap() = Term(3);
+        l.check_ends();
     }
 }

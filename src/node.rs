@@ -582,7 +582,7 @@ impl Node {
     /// simulator's release soaks.
     #[cfg(feature = "sim")]
     pub fn assert_invariants(&self) {
-        self.raft.check_invariants();
+        self.raft.check_invariants_full();
         assert!(self.acknowledged < self.next_id);
         assert!(
             self.raft.log.applied <= self.raft.log.handed,
