@@ -70,7 +70,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` node processes of this same binary under `dir`.
+    /// Starts `n` node processes of this same binary under `dir`: a new
+    /// cluster, so each starts with `--bootstrap`.
     pub fn start(n: usize, dir: PathBuf) -> io::Result<Cluster> {
         fs::create_dir_all(&dir)?;
         let addrs = free_addrs(2 * n)?;
@@ -88,7 +89,7 @@ impl Cluster {
             exe: std::env::current_exe()?,
         };
         for i in 0..n {
-            c.spawn(i)?;
+            c.spawn(i, &["--bootstrap"])?;
         }
         Ok(c)
     }
@@ -101,7 +102,8 @@ impl Cluster {
         self.dir.join(format!("node{}.log", i + 1))
     }
 
-    fn spawn(&mut self, i: usize) -> io::Result<()> {
+    /// Starts node `i`; `flags` go after the usual ones.
+    fn spawn(&mut self, i: usize, flags: &[&str]) -> io::Result<()> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -115,6 +117,7 @@ impl Cluster {
             .arg("--cluster")
             .arg(format_cluster(&self.members))
             .arg("--exit-with-parent")
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -131,9 +134,10 @@ impl Cluster {
         }
     }
 
+    /// Kills node `i` if it runs and starts it again from its data directory.
     pub fn restart(&mut self, i: usize) -> io::Result<()> {
         self.kill(i);
-        self.spawn(i)
+        self.spawn(i, &[])
     }
 
     /// INFO from node `i`, if it answers.

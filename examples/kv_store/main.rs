@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! kv_store node --id 1 --data DIR --cluster 1=127.0.0.1:7001/127.0.0.1:6001,2=...,3=...
+//!               [--bootstrap | --join] [--accept-data-loss]
 //! kv_store demo                       # three processes on loopback, a failover, checks
 //! kv_store load --addr 127.0.0.1:6001[,...] [--clients 16] [--seconds 5] [--value-bytes 100]
 //! kv_store bench [--clients 1,16,128] [--seconds 5]    # local cluster + load, + fsync cost
@@ -11,13 +12,15 @@
 //!
 //! One process is one node. `server.rs` is the event loop that owns the
 //! `zaft::Node` (the part a user copies), `wal.rs` the durable log and hard
-//! state, `peer.rs` the TCP links between nodes, `resp.rs` the client
+//! state, `datadir.rs` what a data directory must say before a node starts
+//! from it, `peer.rs` the TCP links between nodes, `resp.rs` the client
 //! protocol, `store.rs` the state machine. Only std: threads, std::net,
 //! channels.
 
 mod client;
 mod cluster;
 mod crc32c;
+mod datadir;
 mod demo;
 mod load;
 mod peer;
@@ -36,6 +39,12 @@ use zaft::NodeId;
 const USAGE: &str = "usage:
   kv_store node --id ID --data DIR --cluster ID=PEER_ADDR/CLIENT_ADDR,...
                 [--reads index|lease|log] [--exit-with-parent]
+                [--bootstrap | --join] [--accept-data-loss]
+      --bootstrap         first start of a brand-new cluster: set up an empty DIR
+      --join              this node lost its data: set up an empty DIR and catch up
+                          from the current leader before voting again
+      --accept-data-loss  start from a damaged WAL with the entries before the
+                          damage, then catch up from the leader
   kv_store demo
   kv_store load --addr HOST:PORT[,HOST:PORT...] [--clients N] [--seconds S] [--value-bytes B]
   kv_store bench [--clients 1,16,128] [--seconds S] [--value-bytes B]
@@ -92,11 +101,19 @@ fn run() -> Result<(), String> {
                 "log" => server::ReadMode::Log,
                 other => return Err(format!("--reads: want index, lease or log, not {other:?}")),
             };
+            let start = match (flags.contains_key("bootstrap"), flags.contains_key("join")) {
+                (false, false) => datadir::Start::Restart,
+                (true, false) => datadir::Start::Bootstrap,
+                (false, true) => datadir::Start::Join,
+                (true, true) => return Err("--bootstrap and --join exclude each other".into()),
+            };
             server::run(server::NodeOptions {
                 id,
                 members,
                 data_dir,
                 read_mode,
+                start,
+                accept_data_loss: flags.contains_key("accept-data-loss"),
             })
         }
         "demo" => demo::run(),

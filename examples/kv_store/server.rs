@@ -35,6 +35,7 @@ use zaft::{
     Ready, Restored, Role,
 };
 
+use crate::datadir;
 use crate::peer::PeerNet;
 use crate::resp::{self, Reply, RespError};
 use crate::store::{Command, Store};
@@ -87,6 +88,8 @@ pub struct NodeOptions {
     pub members: Vec<Member>,
     pub data_dir: PathBuf,
     pub read_mode: ReadMode,
+    pub start: datadir::Start,
+    pub accept_data_loss: bool,
 }
 
 /// Something for the event loop.
@@ -148,6 +151,9 @@ struct Host {
     hs_saved: HardState,
     hs_latest: HardState,
     hs_saved_at: Instant,
+    /// The `node` file says this node is recovering from lost data, and zaft
+    /// has not yet said it caught up.
+    recovering: bool,
     /// Whether the WAL or the hard state has writes `advance` must wait for.
     needs_sync: bool,
     hs_must_save: bool,
@@ -173,9 +179,17 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         .find(|m| m.id == opts.id)
         .cloned()
         .ok_or_else(|| format!("node {} is not in --cluster", opts.id))?;
-    std::fs::create_dir_all(&opts.data_dir)
-        .map_err(|e| format!("{}: {e}", opts.data_dir.display()))?;
-    let (wal, rec) = Wal::open(&opts.data_dir, SEGMENT_BYTES).map_err(|e| e.to_string())?;
+    let datadir::Opened {
+        wal,
+        recovered: rec,
+        lost_data,
+    } = datadir::open(
+        &opts.data_dir,
+        opts.id,
+        opts.start,
+        opts.accept_data_loss,
+        SEGMENT_BYTES,
+    )?;
     if let Some(t) = &rec.torn_tail {
         eprintln!(
             "node {}: recovery cut a torn tail: {} bytes at byte {} of {} (a write that never \
@@ -184,6 +198,20 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
             t.bytes_dropped,
             t.offset,
             t.path.display()
+        );
+    }
+    if let Some(d) = &rec.accepted_loss {
+        eprintln!(
+            "node {}: --accept-data-loss: {d}. Kept the log up to index {}; the damaged files \
+             are kept as *.damaged",
+            opts.id, d.intact_to
+        );
+    }
+    if lost_data {
+        eprintln!(
+            "node {}: this node lost data: it will not vote or campaign until it has caught up \
+             from the leader",
+            opts.id
         );
     }
     eprintln!(
@@ -212,13 +240,25 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         ^ u64::from(std::process::id());
     // The state machine lives in memory, so a restart replays the whole log:
     // nothing is applied yet.
+    let rec_commit = rec.hard_state.commit;
     let restored = Restored {
         hard_state: rec.hard_state,
         entries: rec.entries,
         applied: Index(0),
-        lost_data: false,
+        lost_data,
     };
     let node = Node::new(config, restored).map_err(|e| format!("cannot start: {e}"))?;
+    let recovering = node.status().recovering;
+    if recovering && !lost_data {
+        // The log ends below the commit index: zaft treats the node as one
+        // that lost data, and so must the next restart.
+        eprintln!(
+            "node {}: the log ends below the commit index {}: this node lost data; it will not \
+             vote or campaign until it has caught up from the leader",
+            opts.id, rec_commit
+        );
+        datadir::set_recovering(&opts.data_dir, opts.id, true)?;
+    }
 
     let peer_listener = TcpListener::bind(me.peer_addr)
         .map_err(|e| format!("bind peer address {}: {e}", me.peer_addr))?;
@@ -260,6 +300,7 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         reads_to_serve: BTreeMap::new(),
         applied: 0,
         last_tick: Instant::now(),
+        recovering,
         hs_saved: hs,
         hs_latest: hs,
         hs_saved_at: Instant::now(),
@@ -346,6 +387,14 @@ impl Host {
                 next_sweep = now + Duration::from_secs(1);
             }
             self.sync_and_advance()?;
+            if self.recovering && !self.node.status().recovering {
+                datadir::set_recovering(&self.opts.data_dir, self.opts.id, false)?;
+                self.recovering = false;
+                eprintln!(
+                    "node {}: caught up after lost data; voting again",
+                    self.opts.id
+                );
+            }
         }
     }
 
@@ -668,6 +717,7 @@ impl Host {
         line("applied_index", s.applied.to_string());
         line("last_log_index", s.last_log.index.to_string());
         line("persisted_index", s.persisted.to_string());
+        line("recovering", u8::from(s.recovering).to_string());
         line("dropped_messages", s.dropped.total().to_string());
         line("# Storage", String::new());
         line("wal_last_index", self.wal.last_index().to_string());
