@@ -1,5 +1,10 @@
 //! The wire codec: postcard encoding of [`Message`] with a size limit.
 //!
+//! A frame is one byte of format version ([`WIRE_VERSION`]) and the message.
+//! Within it every message body, append response and entry kind has an
+//! explicit, stable tag (see the tags in `wire.rs`); a decoder refuses a
+//! version or a tag it does not know instead of guessing.
+//!
 //! Decoding untrusted bytes never panics and never allocates more than the
 //! input's size allows: the input is refused outright above the limit, and
 //! postcard cannot claim more elements than there are bytes left.
@@ -11,6 +16,12 @@ use crate::message::Message;
 
 /// The default limit on an encoded message: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// The version of the wire format this build writes and reads, the first
+/// byte of every frame. It changes only when the encoding of an existing
+/// message changes; adding a message kind or an entry kind does not change
+/// it (an older node refuses the new tag as malformed).
+pub const WIRE_VERSION: u8 = 1;
 
 /// Why bytes could not be decoded into a message.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,6 +43,14 @@ pub enum DecodeError {
         /// How many bytes were left over.
         extra: usize,
     },
+    /// The frame is of a wire format version this build does not speak: the
+    /// peer runs an incompatible version of zaft.
+    Version {
+        /// The version the frame carries.
+        found: u8,
+        /// The version this build speaks ([`WIRE_VERSION`]).
+        supported: u8,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -45,6 +64,11 @@ impl fmt::Display for DecodeError {
             DecodeError::TrailingBytes { extra } => {
                 write!(f, "{extra} unexpected bytes after the message")
             }
+            DecodeError::Version { found, supported } => write!(
+                f,
+                "wire format version {found}, but this build speaks version {supported}: \
+                 run compatible versions of zaft on every node"
+            ),
         }
     }
 }
@@ -105,7 +129,8 @@ impl Codec {
     /// Appends the encoding of `msg` to `out`.
     pub fn encode_into(&self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
-        let buf = core::mem::take(out);
+        let mut buf = core::mem::take(out);
+        buf.push(WIRE_VERSION);
         // Serializing into a Vec cannot fail for these types.
         let mut buf = postcard::to_extend(msg, buf).unwrap_or_else(|_| unreachable_encode());
         let size = buf.len() - start;
@@ -134,6 +159,15 @@ impl Codec {
             return Err(DecodeError::TooLarge {
                 size: bytes.len(),
                 limit: self.max_message_bytes,
+            });
+        }
+        let Some((&version, bytes)) = bytes.split_first() else {
+            return Err(DecodeError::Truncated);
+        };
+        if version != WIRE_VERSION {
+            return Err(DecodeError::Version {
+                found: version,
+                supported: WIRE_VERSION,
             });
         }
         match postcard::take_from_bytes::<Message>(bytes) {

@@ -172,6 +172,7 @@ mod trace;
 #[cfg(feature = "tracing")]
 pub mod trace_events;
 mod types;
+mod wire;
 
 #[cfg(feature = "sim")]
 pub use bugs::Bug;

@@ -322,7 +322,7 @@ impl RaftLog {
 
     /// Panics if any invariant is broken, walking the whole log: for tests
     /// and the simulator.
-    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    #[cfg_attr(not(any(test, feature = "sim")), allow(dead_code))]
     pub fn check_invariants(&self) {
         self.check_ends();
         let last = self.last_index();

@@ -17,7 +17,7 @@ use crate::types::{Index, LogId, NodeId, Term};
 /// meets a committed entry of a kind it does not know must not skip it
 /// silently: its state machine would diverge from the nodes that do know
 /// it. Stop applying and report the node as needing an upgrade.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum EntryKind {
     /// An application command: `data` is the host's proposal.
@@ -90,7 +90,7 @@ pub struct Message {
 /// New kinds will be added. A host routes messages by [`Message::to`] and
 /// need not look inside; one that does (to count or prioritise) treats a
 /// kind it does not know as an ordinary message and delivers it.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Body {
     /// A candidate asks for a vote (§5.2). `last_log` is the id of the
@@ -180,7 +180,7 @@ pub enum Body {
 }
 
 /// The outcome of an [`Body::AppendEntries`] at the follower.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum AppendResponse {
     /// The follower's log now matches the leader's up to `match_index`, and
