@@ -159,6 +159,7 @@ mod input;
 mod log;
 mod message;
 mod node;
+mod outbox;
 mod progress;
 mod quorum;
 mod raft;

@@ -15,7 +15,7 @@ use crate::entries::Entries;
 use crate::error::{Error, Misuse, RestoreError};
 use crate::input::Input;
 use crate::log::RaftLog;
-use crate::message::{Entry, HardState, Message};
+use crate::message::{Entry, HardState};
 use crate::raft::Raft;
 use crate::ready::{Parts, Ready, ReadyId, SoftState};
 use crate::status::{PeerProgress, Status};
@@ -92,13 +92,7 @@ pub struct Node {
     /// Whether committed entries wait beyond the last Ready's byte limit.
     committed_backlog: bool,
     raft: Raft,
-    next_id: u64,
-    acknowledged: u64,
     pending: VecDeque<Pending>,
-    /// Messages to release once the Ready they were produced with is
-    /// durable, oldest first. One queue for all Readies: no allocation per
-    /// Ready in steady state.
-    held: VecDeque<(ReadyId, Message)>,
     /// Emptied bodies of handled Readies, given back by `recycle`. `None`
     /// (no allocation) in the many idle nodes of a multi-raft process.
     spares: Option<Spares>,
@@ -163,10 +157,7 @@ impl Node {
         let emitted_hs = HardState { term, vote, commit };
         let node = Node {
             raft,
-            next_id: 1,
-            acknowledged: 0,
             pending: VecDeque::new(),
-            held: VecDeque::new(),
             buffers_in_use: false,
             committed_backlog: false,
             spares: None,
@@ -266,7 +257,7 @@ impl Node {
     /// and its writes are durable. Returns the follow-up work: held messages
     /// now safe to send, entries that became committed, and so on.
     pub fn advance(&mut self, id: ReadyId) -> Result<Ready, Error> {
-        let last_issued = self.next_id - 1;
+        let last_issued = self.raft.out.last_issued();
         if id.0 > last_issued {
             return Err(Misuse::AdvanceUnknown {
                 id: id.0,
@@ -274,14 +265,14 @@ impl Node {
             }
             .into());
         }
-        if id.0 <= self.acknowledged {
+        let acknowledged = self.raft.out.acknowledged();
+        if id.0 <= acknowledged {
             return Err(Misuse::AdvanceBackwards {
                 id: id.0,
-                last_acknowledged: self.acknowledged,
+                last_acknowledged: acknowledged,
             }
             .into());
         }
-        self.acknowledged = id.0;
         let mut persisted = false;
         while self.pending.front().is_some_and(|p| p.id <= id) {
             let Some(p) = self.pending.pop_front() else {
@@ -311,11 +302,7 @@ impl Node {
                 self.raft.log.applied = self.raft.log.applied.max(h);
             }
         }
-        while self.held.front().is_some_and(|(rid, _)| *rid <= id) {
-            if let Some((_, m)) = self.held.pop_front() {
-                self.raft.msgs.push(m);
-            }
-        }
+        self.raft.out.acknowledge(id);
         if persisted {
             self.raft.on_persisted();
             self.raft.maybe_end_recovery();
@@ -327,8 +314,7 @@ impl Node {
     fn build_ready(&mut self) -> Ready {
         if self.is_quiet() {
             // The common case of a tick or a heartbeat: nothing to hand out.
-            let id = ReadyId(self.next_id);
-            self.next_id += 1;
+            let id = self.raft.out.next_ready();
             self.committed_backlog = false;
             self.check_invariants();
             return Ready::empty(id);
@@ -339,10 +325,10 @@ impl Node {
     /// Builds a Ready of what the last input left for the host; the caller
     /// knows there is something.
     fn build_nonempty(&mut self) -> Ready {
-        let id = ReadyId(self.next_id);
-        self.next_id += 1;
         let mut parts = self.spares.as_mut().and_then(Vec::pop).unwrap_or_default();
         let raft = &mut self.raft;
+        // What waits for this Ready's writes was filed under its id.
+        let id = raft.out.seal(&mut parts.messages);
         let entries = raft.log.take_unemitted();
         #[allow(unused_mut)]
         let mut term = raft.term;
@@ -375,9 +361,6 @@ impl Node {
             raft.settle_proposals(&mut parts.lost);
         }
         self.committed_backlog = raft.log.handed < raft.log.durable_commit();
-        if !raft.held.is_empty() {
-            self.held.extend(raft.held.drain(..).map(|m| (id, m)));
-        }
         if !entries.is_empty() || vote_changed || !committed.is_empty() {
             self.pending.push_back(Pending {
                 id,
@@ -403,8 +386,7 @@ impl Node {
         parts.hard_state = hard_state;
         parts.committed = committed;
         parts.proposed = raft.proposed.take();
-        // `msgs` and `read_states` go on with the recycled (empty) buffers.
-        core::mem::swap(&mut parts.messages, &mut raft.msgs);
+        // `read_states` goes on with the recycled (empty) buffer.
         core::mem::swap(&mut parts.read_states, &mut raft.read_states);
         let ready = Ready {
             id,
@@ -414,9 +396,7 @@ impl Node {
         // heartbeat answered leaves nothing behind.
         self.buffers_in_use = self.spares.is_some()
             || self.pending.capacity() > 0
-            || self.held.capacity() > 0
-            || self.raft.held.capacity() > 0
-            || self.raft.msgs.capacity() > 0
+            || self.raft.out.holds_memory()
             || self.raft.read_states.capacity() > 0;
         self.check_invariants();
         ready
@@ -426,8 +406,7 @@ impl Node {
     #[inline]
     fn is_quiet(&self) -> bool {
         let r = &self.raft;
-        r.msgs.is_empty()
-            && r.held.is_empty()
+        r.out.is_quiet()
             && r.read_states.is_empty()
             && r.proposed.is_none()
             && r.transfer_ended.is_none()
@@ -447,16 +426,9 @@ impl Node {
         if !self.buffers_in_use {
             return;
         }
-        let idle = self.pending.is_empty()
-            && self.held.is_empty()
-            && self.raft.held.is_empty()
-            && self.raft.msgs.is_empty()
-            && self.raft.read_states.is_empty();
-        if idle {
+        let idle = self.pending.is_empty() && self.raft.read_states.is_empty();
+        if idle && self.raft.out.release_idle_buffers() {
             self.pending = VecDeque::new();
-            self.held = VecDeque::new();
-            self.raft.held = Vec::new();
-            self.raft.msgs = Vec::new();
             self.raft.read_states = Vec::new();
             self.spares = None;
             self.buffers_in_use = false;
@@ -468,7 +440,7 @@ impl Node {
         #[cfg(debug_assertions)]
         {
             self.raft.check_invariants();
-            assert!(self.acknowledged < self.next_id);
+            assert!(self.raft.out.acknowledged() <= self.raft.out.last_issued());
             assert!(
                 self.raft.log.applied <= self.raft.log.handed,
                 "applied beyond handed"
@@ -583,7 +555,7 @@ impl Node {
     #[cfg(feature = "sim")]
     pub fn assert_invariants(&self) {
         self.raft.check_invariants_full();
-        assert!(self.acknowledged < self.next_id);
+        assert!(self.raft.out.acknowledged() <= self.raft.out.last_issued());
         assert!(
             self.raft.log.applied <= self.raft.log.handed,
             "applied beyond handed"
@@ -629,7 +601,7 @@ impl core::fmt::Debug for Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Body;
+    use crate::message::{Body, Message};
 
     fn follower() -> Node {
         let ids = [NodeId(1), NodeId(2), NodeId(3)];
@@ -663,9 +635,7 @@ mod tests {
     fn holds_memory(n: &Node) -> bool {
         n.spares.is_some()
             || n.pending.capacity() > 0
-            || n.held.capacity() > 0
-            || n.raft.held.capacity() > 0
-            || n.raft.msgs.capacity() > 0
+            || n.raft.out.holds_memory()
             || n.raft.read_states.capacity() > 0
     }
 

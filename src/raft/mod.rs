@@ -1,9 +1,9 @@
 //! The protocol: one node's Raft state and its reaction to each input.
 //!
 //! `Raft` decides; it never does I/O and never talks to the host directly.
-//! What it wants sent goes to `msgs` (safe now) or `held` (only once this
-//! step's writes are durable); what it wants persisted is read off the log and
-//! the hard state by [`crate::Node`], which also owns the Ready bookkeeping.
+//! What it wants sent goes to its [`Outbox`], tagged with the durability it
+//! waits for; what it wants persisted is read off the log and the hard state
+//! by [`crate::Node`], which also owns the Ready bookkeeping.
 //!
 //! Split by concern: `election.rs` (timeouts, votes, pre-votes, role
 //! changes), `replication.rs` (appends, heartbeats, commitment, proposals) and
@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::error::{Busy, Error};
 use crate::log::RaftLog;
 use crate::message::{Body, Message};
+use crate::outbox::Outbox;
 use crate::progress::Progress;
 use crate::read_index::ReadQueue;
 use crate::ready::{Proposed, ReadState, TransferEnded, TransferOutcome};
@@ -57,10 +58,8 @@ pub(crate) struct Raft {
     /// The term and vote the host has made durable (acknowledged by advance).
     pub durable_term: Term,
     pub durable_vote: Option<NodeId>,
-    /// Messages safe to send now.
-    pub msgs: Vec<Message>,
-    /// Messages to release once everything up to this step is durable.
-    pub held: Vec<Message>,
+    /// Every message to send, safe now or waiting for durability.
+    pub out: Outbox,
     pub dropped: DropCounters,
     /// Proposals this node accepted as leader and whose index is not yet
     /// handed out as committed, sorted by (index, term).
@@ -149,8 +148,7 @@ impl Raft {
             rng,
             durable_term: term,
             durable_vote: vote,
-            msgs: Vec::new(),
-            held: Vec::new(),
+            out: Outbox::new(),
             dropped: DropCounters::default(),
             proposals: VecDeque::new(),
             proposed: None,
@@ -193,16 +191,16 @@ impl Raft {
             body,
         };
         if self.durable_term < self.term && !bug!(self, TermNotPersisted) {
-            self.held.push(m);
+            self.out.send_when_durable(m);
         } else {
-            self.msgs.push(m);
+            self.out.send(m);
         }
     }
 
     /// Sends `body` once this step's writes are durable: for answers that
     /// promise something about this node's durable state.
     pub(crate) fn send_when_durable(&mut self, to: NodeId, body: Body) {
-        self.held.push(Message {
+        self.out.send_when_durable(Message {
             from: self.id,
             to,
             term: self.term,
