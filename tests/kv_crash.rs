@@ -1121,3 +1121,59 @@ fn garbage_from_clients_and_peers_does_not_crash_a_node() {
     write_keys(&cluster, 10);
     check_keys(&cluster, 10);
 }
+
+/// `TRANSFER <id>` hands leadership to that node and answers once zaft's
+/// `Ready::transfer_ended` says it succeeded; the old leader then redirects
+/// writes to the new one (it learnt of it from `Ready::soft_state`, not by
+/// polling), and a follower redirects the TRANSFER itself.
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn transfer_hands_leadership_over_and_the_old_leader_redirects() {
+    let cluster = Cluster::new("transfer", 3, &[]);
+    let old = cluster.leader(Duration::from_secs(15));
+    let target = (old + 1) % 3;
+    let follower = (old + 2) % 3;
+    let mut f = Conn::open(cluster.nodes[follower].client).unwrap();
+    let id = cluster.nodes[target].id.to_string();
+    assert_eq!(
+        f.call(&["TRANSFER", &id]).unwrap(),
+        Reply::Error(format!("MOVED 0 {}", cluster.nodes[old].client))
+    );
+    let mut c = Conn::open(cluster.nodes[old].client).unwrap();
+    assert_eq!(
+        c.call(&["SET", "before", "1"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        c.call(&["TRANSFER", &id]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    // The old leader heard the new one's vote request, and soon its
+    // AppendEntries: it redirects writes there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.call(&["SET", "after", "2"]).unwrap();
+        if r == Reply::Error(format!("MOVED 0 {}", cluster.nodes[target].client)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no redirect to the new leader: {r:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(cluster.leader(Duration::from_secs(5)), target);
+    let mut t = Conn::open(cluster.nodes[target].client).unwrap();
+    assert_eq!(
+        t.call(&["SET", "after", "2"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        t.call(&["GET", "before"]).unwrap(),
+        Reply::Bulk(Some("1".into()))
+    );
+    assert_eq!(
+        t.call(&["TRANSFER", "9"]).unwrap(),
+        Reply::Error("ERR node 9 is not a member".into())
+    );
+}

@@ -9,15 +9,24 @@
 //!     wait for an event or the next tick; drain what else is queued (bounded)
 //!     before every step: Input::Ticks(every tick the monotonic clock says is due)
 //!     step each one; handle each Ready:
-//!         WAL append (buffered) + hard state noted, messages sent, committed applied
+//!         WAL append (buffered) + hard state noted, messages sent, committed applied,
+//!         soft_state (role or leader changed): redirect, fail unconfirmed reads
 //!     client writes of the whole batch go in as one ProposeBatch
-//!     one fdatasync (+ the hard-state file if term or vote changed)
+//!     if any Ready since the last advance said must_sync():
+//!         one fdatasync (+ the hard-state file if term or vote changed)
 //!     advance(last Ready id); handle the follow-up Ready the same way
 //! }
 //! ```
 //!
 //! So one fsync covers every proposal from every client that arrived while
 //! the previous one ran: group commit falls out of the loop's shape.
+//!
+//! The loop never polls the node for its role or leader: it learns them from
+//! [`Ready::soft_state`], reported only when one of them changes, and
+//! redirects clients with what it learnt. Nor does it work out by itself
+//! which writes need an fsync: [`Ready::must_sync`] says so (entries, or a
+//! new term or vote); a hard state that only moves the commit index is a
+//! restart hint, saved lazily.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, BufWriter, Write};
@@ -32,7 +41,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zaft::{
     Config, EntryKind, Error as RaftError, HardState, Index, Input, LogId, Message, Node, NodeId,
-    Ready, Restored, Role,
+    Ready, Restored, Role, SoftState, TransferOutcome,
 };
 
 use crate::datadir;
@@ -109,6 +118,9 @@ pub enum Request {
     /// From the local state machine, possibly stale.
     StaleGet(Vec<u8>),
     Info,
+    /// Hand leadership to this node (leader only); answered when the
+    /// transfer ends.
+    Transfer(NodeId),
 }
 
 struct Waiter {
@@ -128,6 +140,7 @@ struct Counters {
     timeouts: u64,
     hard_state_saves: u64,
     bad_entries: u64,
+    reads_failed_on_leader_change: u64,
 }
 
 struct Host {
@@ -154,9 +167,15 @@ struct Host {
     /// The `node` file says this node is recovering from lost data, and zaft
     /// has not yet said it caught up.
     recovering: bool,
-    /// Whether the WAL or the hard state has writes `advance` must wait for.
-    needs_sync: bool,
-    hs_must_save: bool,
+    /// The role and leader the last `Ready::soft_state` reported: what
+    /// clients are redirected by. Never polled from the node.
+    soft: SoftState,
+    /// Leadership transfers asked for by clients, answered when
+    /// `Ready::transfer_ended` reports the end of the transfer to their node.
+    transfers: Vec<(NodeId, Waiter)>,
+    /// A Ready handed out since the last `advance` said `must_sync`: the
+    /// WAL's appends (and a new term or vote) must be durable first.
+    must_sync: bool,
     /// The last Ready handed out, and whether one not yet acknowledged asked
     /// for anything.
     last_ready: Option<zaft::ReadyId>,
@@ -301,11 +320,16 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         applied: 0,
         last_tick: Instant::now(),
         recovering,
+        // What a node starts as; the first Ready that differs reports it.
+        soft: SoftState {
+            role: Role::Follower,
+            leader: None,
+        },
+        transfers: Vec::new(),
         hs_saved: hs,
         hs_latest: hs,
         hs_saved_at: Instant::now(),
-        needs_sync: false,
-        hs_must_save: false,
+        must_sync: false,
         last_ready: None,
         unacked_work: false,
         unreachable: Vec::new(),
@@ -370,6 +394,7 @@ impl Host {
                     Event::Client(Request::Info, reply) => {
                         let _ = reply.send(Reply::Bulk(Some(self.info().into_bytes())));
                     }
+                    Event::Client(Request::Transfer(to), reply) => self.transfer(to, reply)?,
                 }
                 handled += 1;
                 if handled >= MAX_EVENTS_PER_ROUND {
@@ -387,7 +412,7 @@ impl Host {
                 next_sweep = now + Duration::from_secs(1);
             }
             self.sync_and_advance()?;
-            if self.recovering && !self.node.status().recovering {
+            if self.recovering && !self.node.is_recovering() {
                 datadir::set_recovering(&self.opts.data_dir, self.opts.id, false)?;
                 self.recovering = false;
                 eprintln!(
@@ -439,6 +464,14 @@ impl Host {
     /// all if this node is not the leader.
     fn propose(&mut self, batch: &mut Vec<(Bytes, mpsc::Sender<Reply>)>) -> Result<(), Fatal> {
         self.tick_to_now()?;
+        if self.soft.role != Role::Leader {
+            let r = self.redirect(self.soft.leader);
+            for (_, reply) in batch.drain(..) {
+                self.counters.redirects += 1;
+                let _ = reply.send(r.clone());
+            }
+            return Ok(());
+        }
         let data: Vec<Bytes> = batch.iter().map(|(d, _)| d.clone()).collect();
         let n = data.len() as u64;
         match self.node.step(Input::ProposeBatch(data)) {
@@ -459,6 +492,8 @@ impl Host {
                 self.handle(ready)?;
                 self.report_unreachable()
             }
+            // The soft state already said who leads; this only guards
+            // against a role the host has not been told of yet.
             Err(RaftError::NotLeader { leader }) => {
                 let r = self.redirect(leader);
                 for (_, reply) in batch.drain(..) {
@@ -481,6 +516,10 @@ impl Host {
     /// A linearizable read through `Input::ReadIndex`. A follower forwards
     /// the request to the leader and serves the read itself once confirmed.
     fn read(&mut self, key: Vec<u8>, reply: mpsc::Sender<Reply>) -> Result<(), Fatal> {
+        if self.soft.leader.is_none() {
+            let _ = reply.send(self.redirect(None));
+            return Ok(());
+        }
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
         self.counters.reads += 1;
@@ -501,6 +540,85 @@ impl Host {
             }
             Err(e) => Err(format!("node refused a read: {e}")),
         }
+    }
+
+    /// Starts handing leadership to `to`; the client is answered when
+    /// `Ready::transfer_ended` reports how the transfer ended.
+    fn transfer(&mut self, to: NodeId, reply: mpsc::Sender<Reply>) -> Result<(), Fatal> {
+        if self.soft.role != Role::Leader {
+            let _ = reply.send(self.redirect(self.soft.leader));
+            return Ok(());
+        }
+        if to == self.opts.id {
+            let _ = reply.send(Reply::ok());
+            return Ok(());
+        }
+        if !self.opts.members.iter().any(|m| m.id == to) {
+            let _ = reply.send(Reply::err(format!("ERR node {to} is not a member")));
+            return Ok(());
+        }
+        if self.transfers.iter().any(|(t, _)| *t != to) {
+            let _ = reply.send(Reply::err(
+                "TRYAGAIN another leadership transfer is in progress",
+            ));
+            return Ok(());
+        }
+        match self.node.step(Input::TransferLeader(to)) {
+            Ok(ready) => {
+                let since = Instant::now();
+                self.transfers.push((to, Waiter { reply, since }));
+                self.handle(ready)?;
+                self.report_unreachable()
+            }
+            Err(RaftError::NotLeader { leader }) => {
+                let _ = reply.send(self.redirect(leader));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::err(format!("ERR {e}")));
+                Ok(())
+            }
+        }
+    }
+
+    /// The role or the leader changed. Writes this node accepted as leader
+    /// keep waiting: they may still commit under the next leader, and
+    /// `Ready::committed` or `Ready::lost` will say. Reads not yet confirmed
+    /// are failed at once: a read has no effect, and its confirmation may
+    /// have gone down with the old leader.
+    fn on_soft_state(&mut self, ss: SoftState) {
+        let leader_changed = ss.leader != self.soft.leader;
+        self.soft = ss;
+        if !leader_changed {
+            return;
+        }
+        for (_, (_, w)) in self.reads.drain() {
+            self.counters.reads_failed_on_leader_change += 1;
+            let _ = w.reply.send(Reply::err(
+                "TRYAGAIN the leader changed before the read was confirmed; retry",
+            ));
+        }
+    }
+
+    /// Answers the clients waiting for the transfer to `to` that just ended.
+    fn on_transfer_ended(&mut self, to: NodeId, outcome: TransferOutcome) {
+        let reply = match outcome {
+            TransferOutcome::Succeeded => Reply::ok(),
+            TransferOutcome::TimedOut => {
+                Reply::err(format!("TRYAGAIN node {to} did not take over in time"))
+            }
+            TransferOutcome::Aborted => Reply::err("ERR the transfer was aborted"),
+            TransferOutcome::LeadershipLost => {
+                Reply::err("TRYAGAIN this node lost leadership before the transfer ended")
+            }
+            other => Reply::err(format!("ERR the transfer ended: {other:?}")),
+        };
+        self.transfers.retain(|(t, w)| {
+            if *t == to {
+                let _ = w.reply.send(reply.clone());
+            }
+            *t != to
+        });
     }
 
     /// Answers the confirmed reads the state machine has caught up with.
@@ -534,14 +652,13 @@ impl Host {
             self.wal
                 .append(ready.entries())
                 .map_err(|e| format!("WAL append failed: {e}"))?;
-            self.needs_sync = true;
         }
         if let Some(hs) = ready.hard_state() {
             self.hs_latest = *hs;
-            if hs.term != self.hs_saved.term || hs.vote != self.hs_saved.vote {
-                self.hs_must_save = true;
-                self.needs_sync = true;
-            }
+        }
+        self.must_sync |= ready.must_sync();
+        if let Some(t) = ready.transfer_ended() {
+            self.on_transfer_ended(t.to, t.outcome);
         }
         for m in ready.take_messages() {
             if let Some(p) = self.net.send(m)
@@ -587,6 +704,10 @@ impl Host {
                 }
             }
         }
+        // After the read states: a read confirmed in this same Ready stands.
+        if let Some(ss) = ready.soft_state() {
+            self.on_soft_state(ss);
+        }
         self.serve_reads();
         for id in ready.lost() {
             if let Some(w) = self.waiting.remove(id) {
@@ -605,13 +726,17 @@ impl Host {
             // Ticks due by now go into the Ready this fsync covers.
             self.tick_to_now()?;
             let Some(last) = self.last_ready else { break };
-            if self.needs_sync {
+            // must_sync covers two files: the WAL (a no-op unless it holds
+            // appends) and the hard state, whose term or vote is what a
+            // Ready that carried no entries asked to make durable.
+            let vote_changed = self.hs_latest.term != self.hs_saved.term
+                || self.hs_latest.vote != self.hs_saved.vote;
+            if self.must_sync {
                 self.wal
                     .sync()
                     .map_err(|e| format!("WAL fsync failed: {e}"))?;
-                self.needs_sync = false;
             }
-            if self.hs_must_save
+            if (self.must_sync && vote_changed)
                 || (self.hs_latest != self.hs_saved
                     && self.hs_saved_at.elapsed() >= COMMIT_SAVE_INTERVAL)
             {
@@ -619,9 +744,9 @@ impl Host {
                     .map_err(|e| format!("saving the hard state failed: {e}"))?;
                 self.hs_saved = self.hs_latest;
                 self.hs_saved_at = Instant::now();
-                self.hs_must_save = false;
                 self.counters.hard_state_saves += 1;
             }
+            self.must_sync = false;
             self.unacked_work = false;
             let ready = self
                 .node
@@ -648,6 +773,17 @@ impl Host {
                 ));
             }
         }
+        // zaft ends every transfer within an election timeout; this only
+        // guards against a waiter it was never told about.
+        self.transfers.retain(|(_, w)| {
+            let expired = now.duration_since(w.since) >= REQUEST_TIMEOUT;
+            if expired {
+                let _ = w
+                    .reply
+                    .send(Reply::err("TIMEOUT the transfer did not end in time"));
+            }
+            !expired
+        });
         // A read has no effect: one that waits too long is simply refused.
         let stale: Vec<u64> = self
             .reads
@@ -681,7 +817,7 @@ impl Host {
 
     fn info(&self) -> String {
         let s = self.node.status();
-        let role = match s.role {
+        let role = match self.soft.role {
             Role::Leader => "leader".to_string(),
             Role::Candidate => "candidate".to_string(),
             Role::Follower => "follower".to_string(),
@@ -710,9 +846,12 @@ impl Host {
         line("term", s.term.to_string());
         line(
             "leader_id",
-            s.leader.map_or("none".into(), |l| l.to_string()),
+            self.soft.leader.map_or("none".into(), |l| l.to_string()),
         );
-        line("leader_addr", s.leader.map_or(String::new(), addr_of));
+        line(
+            "leader_addr",
+            self.soft.leader.map_or(String::new(), addr_of),
+        );
         line("commit_index", s.commit.to_string());
         line("applied_index", s.applied.to_string());
         line("last_log_index", s.last_log.index.to_string());
@@ -739,6 +878,11 @@ impl Host {
         );
         line("reads", c.reads.to_string());
         line("reads_refused", c.reads_retry.to_string());
+        line(
+            "reads_failed_on_leader_change",
+            c.reads_failed_on_leader_change.to_string(),
+        );
+        line("transfers_pending", self.transfers.len().to_string());
         line(
             "reads_pending",
             (self.reads.len() + self.reads_to_serve.values().map(Vec::len).sum::<usize>())
@@ -891,6 +1035,14 @@ fn parse_request(args: &[Vec<u8>]) -> Parsed {
         },
         ("INCRBY", _) => arity(2),
         ("INFO", _) => Parsed::Loop(Request::Info),
+        ("TRANSFER", 2) => match std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            Some(id) => Parsed::Loop(Request::Transfer(NodeId(id))),
+            None => Parsed::Bad(Reply::err("ERR value is not an integer or out of range")),
+        },
+        ("TRANSFER", _) => arity(1),
         _ => Parsed::Bad(Reply::err(format!(
             "ERR unknown command '{}'",
             String::from_utf8_lossy(&args[0])
