@@ -17,10 +17,12 @@
 //! | `node` | u64 | the id of the node that emits it |
 //! | `term` | u64 | its current term (for `term_changed` and `role_changed`: the term it enters) |
 //!
-//! Node ids, terms and log indexes are `u64`s. `role`, `from_role` and a
-//! dropped message's `reason` are recorded with `Debug`: the variant name of
-//! [`Role`](crate::Role) or [`DropReason`](crate::DropReason) (`"Leader"`,
-//! `"LeaderAlive"`). Every other `reason` or `kind` is one of the
+//! Node ids, terms and log indexes are `u64`s. `role`, `from_role`, a
+//! dropped message's `reason` and a transfer's `outcome` are recorded with
+//! `Debug`: the variant name of [`Role`](crate::Role),
+//! [`DropReason`](crate::DropReason) or
+//! [`TransferOutcome`](crate::TransferOutcome) (`"Leader"`,
+//! `"LeaderAlive"`, `"TimedOut"`). Every other `reason` or `kind` is one of the
 //! `snake_case` strings listed. A field written `leader?` is left out when
 //! there is none. Names and fields are stable: a field may be added, none
 //! removed or renamed, within a major version.
@@ -31,7 +33,7 @@
 //! |---|---|---|---|
 //! | [`election_started`](ELECTION_STARTED) | INFO | `kind`, `reason`, `election_term`, `last_log_index`, `last_log_term` | a (pre-)vote round starts. `kind`: `"pre_vote"` or `"vote"`; `reason`: `"timeout"` (no leader heard within the election timeout), `"campaign"` (the host asked: `Input::Campaign`), `"transfer"` (the leader handed over with TimeoutNow), `"pre_vote_won"` (the vote that follows a won pre-vote); `election_term`: the term asked for; `last_log_*`: the durable log the request claims |
 //! | [`election_won`](ELECTION_WON) | INFO | `kind`, `granted`, `rejected`, `voters` | a majority granted: a won pre-vote is followed by `election_started` with `kind = "vote"`, a won vote by `role_changed` to `Leader`. `granted` includes the node's own vote |
-//! | [`election_lost`](ELECTION_LOST) | INFO | `kind`, `reason`, `granted`, `rejected`, `new_term`, `leader?` | a (pre-)candidate gives up. `reason`: `"rejected"` (a majority refused), `"newer_term"` (a message of the newer term `new_term` arrived), `"leader_elected"` (the leader of its term, `leader`, was heard). `granted` and `rejected` count the peers' answers. A candidate whose timeout fires again emits `election_started` instead |
+//! | [`election_lost`](ELECTION_LOST) | INFO | `kind`, `reason`, `granted`, `rejected`, `new_term`, `leader?` | a (pre-)candidate gives up. `reason`: `"rejected"` (a majority refused), `"newer_term"` (a message of the newer term `new_term` arrived), `"leader_elected"` (the leader of its term, `leader`, was heard). `granted` and `rejected`: the answers counted so far. A candidate whose timeout fires again emits `election_started` instead |
 //! | [`vote_ignored`](VOTE_IGNORED) | INFO | `from`, `kind`, `candidate_term`, `leader?` | leader stickiness: a (pre-)vote request of a newer term is dropped, unanswered, because this node hears a leader (with `check_quorum`, or any pre-vote). `message_dropped` with `LeaderAlive` follows |
 //! | [`campaign_refused`](CAMPAIGN_REFUSED) | INFO | `reason`, `leader?` | `Input::Campaign` was refused: `"leader_alive"` (CheckQuorum: the leader is heard) or `"recovering"` (the node lost data) |
 //! | [`term_changed`](TERM_CHANGED) | INFO | `from_term` | the node enters a newer term (`term`): it campaigns, or heard of the term |
@@ -54,6 +56,7 @@
 //! |---|---|---|---|
 //! | [`transfer_started`](TRANSFER_STARTED) | INFO | `to`, `match_index`, `last_index` | the leader starts handing leadership to `to`, whose log matches up to `match_index` of its `last_index` |
 //! | [`transfer_timeout_now_sent`](TRANSFER_TIMEOUT_NOW_SENT) | INFO | `to` | `to` has caught up and is told to campaign at once (TimeoutNow); its `election_started` has `reason = "transfer"` |
+//! | [`transfer_ended`](TRANSFER_ENDED) | INFO | `to`, `outcome` | the transfer to `to` is over, as [`Ready::transfer_ended`](crate::Ready::transfer_ended) reports it; `outcome` is the [`TransferOutcome`](crate::TransferOutcome) (`"Succeeded"`, `"TimedOut"`, `"Aborted"`, `"LeadershipLost"`) |
 //!
 //! # Lost data
 //!
@@ -95,6 +98,8 @@ pub const LOG_BEHIND_LEADER: &str = "log_behind_leader";
 pub const TRANSFER_STARTED: &str = "transfer_started";
 /// `"transfer_timeout_now_sent"`: the transfer target is told to campaign.
 pub const TRANSFER_TIMEOUT_NOW_SENT: &str = "transfer_timeout_now_sent";
+/// `"transfer_ended"`: a leadership transfer is over, with its outcome.
+pub const TRANSFER_ENDED: &str = "transfer_ended";
 /// `"recovery_started"`: the node lost data and stays out of elections.
 pub const RECOVERY_STARTED: &str = "recovery_started";
 /// `"recovery_ended"`: the node has caught up after losing data.
@@ -158,6 +163,7 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ),
     (TRANSFER_STARTED, &["to", "match_index", "last_index"]),
     (TRANSFER_TIMEOUT_NOW_SENT, &["to"]),
+    (TRANSFER_ENDED, &["to", "outcome"]),
     (RECOVERY_STARTED, &["last_index", "commit"]),
     (RECOVERY_ENDED, &["commit", "restored_term"]),
 ];

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, Once};
 use std::thread::{self, ThreadId};
 
-use common::{Cluster, lid, request_vote};
+use common::{Cluster, lid, nid, request_vote};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
-use zaft::Role;
 use zaft::trace_events::{self as ev, EVENTS, TARGET};
+use zaft::{Input, Role};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Value {
@@ -308,4 +308,63 @@ fn a_vote_ignored_for_a_live_leader_is_reported_with_the_drop() {
     let dropped = find(&events, 2, ev::MESSAGE_DROPPED);
     assert_eq!(dropped.level, Level::DEBUG);
     assert_eq!(dropped.text("reason"), "LeaderAlive");
+}
+
+/// A leadership transfer reports each step: started, TimeoutNow sent, the
+/// target's election (reason `transfer`) and the outcome.
+#[test]
+fn a_leadership_transfer_reports_each_step() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let events = events_of(|| {
+        c.step(1, Input::TransferLeader(nid(2)));
+        c.stabilize();
+    });
+    assert_eq!(c.leader(), Some(2));
+    let transfer: Vec<_> = names(&events, 1)
+        .into_iter()
+        .filter(|n| n.starts_with("transfer_"))
+        .collect();
+    assert_eq!(
+        transfer,
+        [
+            ev::TRANSFER_STARTED,
+            ev::TRANSFER_TIMEOUT_NOW_SENT,
+            ev::TRANSFER_ENDED
+        ]
+    );
+    let started = find(&events, 1, ev::TRANSFER_STARTED);
+    assert_eq!(started.u64("to"), 2);
+    assert_eq!(started.u64("match_index"), started.u64("last_index"));
+    assert_eq!(find(&events, 1, ev::TRANSFER_TIMEOUT_NOW_SENT).u64("to"), 2);
+    let election = find(&events, 2, ev::ELECTION_STARTED);
+    assert_eq!(election.text("reason"), "transfer");
+    assert_eq!(election.u64("election_term"), 2);
+    let ended = find(&events, 1, ev::TRANSFER_ENDED);
+    assert_eq!((ended.u64("to"), ended.text("outcome")), (2, "Succeeded"));
+    assert_eq!(
+        ended.u64("term"),
+        1,
+        "reported before the new term is taken"
+    );
+}
+
+/// A transfer the host aborts ends with the outcome `Aborted`.
+#[test]
+fn an_aborted_transfer_reports_its_outcome() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(3);
+    c.propose(1, "x");
+    c.stabilize();
+    let events = events_of(|| {
+        c.step(1, Input::TransferLeader(nid(3)));
+        c.step(1, Input::AbortTransfer);
+    });
+    let ended = find(&events, 1, ev::TRANSFER_ENDED);
+    assert_eq!((ended.u64("to"), ended.text("outcome")), (3, "Aborted"));
+    assert!(
+        !names(&events, 1).contains(&ev::TRANSFER_TIMEOUT_NOW_SENT),
+        "the isolated target is behind: it is never told to campaign"
+    );
 }

@@ -293,6 +293,7 @@ impl Raft {
         if let Some(ld) = self.lead.as_deref_mut()
             && let Some(to) = ld.transferee.take()
         {
+            emit!(INFO, TRANSFER_ENDED, self, to = to.0, outcome = ?outcome);
             self.transfer_ended = Some(TransferEnded { to, outcome });
         }
     }
