@@ -172,6 +172,7 @@ mod status;
 mod trace;
 #[cfg(feature = "tracing")]
 pub mod trace_events;
+mod tracker;
 mod types;
 mod wire;
 

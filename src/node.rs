@@ -515,10 +515,12 @@ impl Node {
     /// otherwise). Allocates nothing: a metrics scrape of many groups can
     /// visit them all.
     pub fn progress(&self) -> impl Iterator<Item = PeerProgress> + '_ {
+        let me = self.raft.id;
         self.raft
             .lead
             .iter()
             .flat_map(|l| l.progress.iter())
+            .filter(move |p| p.id != me)
             .map(|p| PeerProgress {
                 id: p.id,
                 match_index: p.match_index,

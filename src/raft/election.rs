@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::{LeaderState, Raft, bug};
 use crate::message::{Body, Entry, EntryKind};
 use crate::progress::Progress;
-use crate::quorum::{VoteResult, vote_result};
+use crate::quorum::VoteResult;
 use crate::read_index::ReadQueue;
 use crate::status::{DropReason, Role};
 use crate::trace::{emit, traced};
@@ -129,10 +129,12 @@ impl Raft {
         self.leader = None;
         self.election_elapsed = 0;
         self.reset_randomized_timeout();
-        self.votes = vec![None; self.peers.len()];
-        for i in 0..self.peers.len() {
-            let to = self.peers[i];
-            self.send_in_term(to, term, request.clone());
+        self.votes = vec![None; self.conf.len()];
+        for i in 0..self.votes.len() {
+            let to = self.member_at(i);
+            if to != self.id {
+                self.send_in_term(to, term, request.clone());
+            }
         }
         self.tally();
     }
@@ -220,9 +222,9 @@ impl Raft {
         );
         self.lead = Some(alloc::boxed::Box::new(LeaderState {
             progress: self
-                .peers
-                .iter()
-                .map(|&p| Progress::new(p, next, max_msgs, max_bytes))
+                .conf
+                .ids()
+                .map(|p| Progress::new(p, next, max_msgs, max_bytes))
                 .collect(),
             uncommitted_bytes: 0,
             transferee: None,
@@ -255,9 +257,21 @@ impl Raft {
             Role::PreCandidate => true,
             _ => return,
         };
-        let granted = self.votes.iter().filter(|v| **v == Some(true)).count() + own as usize;
-        let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
-        match (vote_result(self.voters(), granted, rejected), self.role) {
+        if own {
+            let me = self.own_pos();
+            self.votes[me] = Some(true);
+        }
+        let votes = &self.votes;
+        let conf = &self.conf;
+        let result = conf
+            .quorum()
+            .vote(|id| conf.position(id).and_then(|p| votes[p]));
+        #[cfg(feature = "tracing")]
+        let (granted, rejected) = (
+            votes.iter().filter(|v| **v == Some(true)).count(),
+            votes.iter().filter(|v| **v == Some(false)).count(),
+        );
+        match (result, self.role) {
             (VoteResult::Won, role) => {
                 emit!(
                     INFO,
@@ -266,7 +280,7 @@ impl Raft {
                     kind = kind(role),
                     granted = granted as u64,
                     rejected = rejected as u64,
-                    voters = self.voters() as u64
+                    voters = self.conf.voter_count() as u64
                 );
                 if role == Role::Candidate {
                     self.become_leader();

@@ -27,6 +27,7 @@ use crate::ready::{Proposed, ReadState, TransferEnded, TransferOutcome};
 use crate::rng::Rng;
 use crate::status::{DropCounters, DropReason, Role};
 use crate::trace::emit;
+use crate::tracker::Membership;
 use crate::types::{LogId, NodeId, Term};
 
 // `repr(C)` keeps the fields an idle tick touches together at the start, so
@@ -42,8 +43,9 @@ pub(crate) struct Raft {
     pub role: Role,
     pub id: NodeId,
     pub cfg: Config,
-    /// The other voters, in config order.
-    pub peers: Vec<NodeId>,
+    /// The members, this node included; every quorum question goes through
+    /// `conf.quorum()`.
+    pub conf: Membership,
     pub term: Term,
     pub vote: Option<NodeId>,
     pub leader: Option<NodeId>,
@@ -51,7 +53,8 @@ pub(crate) struct Raft {
     /// What only a leader keeps; `None` otherwise (boxed, so that the many
     /// idle followers of a multi-raft process stay small).
     pub lead: Option<alloc::boxed::Box<LeaderState>>,
-    /// (Pre-)candidate only: each peer's answer, in `peers` order. Empty otherwise.
+    /// (Pre-)candidate only: each member's answer, this node's own
+    /// included once it counts, in `conf.ids()` order. Empty otherwise.
     votes: Vec<Option<bool>>,
     heartbeat_elapsed: u32,
     rng: Rng,
@@ -84,7 +87,9 @@ pub(crate) struct Raft {
 /// The state of one leadership.
 #[derive(Debug)]
 pub(crate) struct LeaderState {
-    /// One per peer, in `peers` order.
+    /// One per member in `conf.ids()` order, this node included: its match
+    /// index is what its host has made durable, its round the latest it
+    /// started, and it is always active.
     pub progress: Vec<Progress>,
     /// Bytes of own-term entries above the commit index.
     pub uncommitted_bytes: u64,
@@ -125,7 +130,7 @@ pub(crate) use bug;
 impl Raft {
     pub fn new(cfg: Config, term: Term, vote: Option<NodeId>, log: RaftLog) -> Raft {
         let id = cfg.id;
-        let peers = cfg.voters.iter().copied().filter(|&v| v != id).collect();
+        let conf = Membership::new(cfg.voters.clone());
         // The id goes through the generator's mixer first. A plain multiple
         // of the generator's own increment made node k's stream node 1's
         // shifted by k - 1 draws: two nodes one draw apart then drew the
@@ -133,7 +138,7 @@ impl Raft {
         let rng = Rng::new(cfg.seed ^ Rng::new(id.0).next_u64());
         let mut r = Raft {
             id,
-            peers,
+            conf,
             term,
             vote,
             role: Role::Follower,
@@ -164,13 +169,24 @@ impl Raft {
         r
     }
 
-    #[inline]
-    pub fn voters(&self) -> usize {
-        self.peers.len() + 1
+    /// The place of another member in the per-member tables.
+    fn peer_pos(&self, id: NodeId) -> Option<usize> {
+        if id == self.id {
+            return None;
+        }
+        self.conf.position(id)
     }
 
-    fn peer_pos(&self, id: NodeId) -> Option<usize> {
-        self.peers.iter().position(|&p| p == id)
+    /// This node's place in the per-member tables.
+    pub(crate) fn own_pos(&self) -> usize {
+        self.conf
+            .position(self.id)
+            .expect("config validation keeps this node a member")
+    }
+
+    /// The member at place `i` of the per-member tables.
+    pub(crate) fn member_at(&self, i: usize) -> NodeId {
+        self.conf.ids().nth(i).unwrap_or(self.id)
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: Body) {
@@ -527,7 +543,12 @@ impl Raft {
                 assert_eq!(self.leader, Some(self.id));
                 assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
                 let ld = self.lead.as_deref().expect("a leader has leader state");
-                assert_eq!(ld.progress.len(), self.peers.len());
+                assert_eq!(ld.progress.len(), self.conf.len());
+                let own = &ld.progress[self.own_pos()];
+                assert!(
+                    own.match_index <= self.log.stable,
+                    "own match beyond durable"
+                );
                 for p in &ld.progress {
                     assert!(p.match_index < p.next_index, "progress of {:?}", p.id);
                     assert!(p.match_index <= self.log.last_index());

@@ -4,7 +4,6 @@
 use super::{Raft, bug, ld};
 use crate::error::{Busy, Error, Misuse};
 use crate::message::Body;
-use crate::quorum::quorum_value;
 use crate::read_index::PendingRead;
 use crate::ready::{ReadState, TransferOutcome};
 use crate::status::Role;
@@ -48,7 +47,9 @@ impl Raft {
             return;
         }
         let index = self.log.committed;
-        if self.peers.is_empty() || self.lease_valid() {
+        // Alone a quorum (one voter): nothing to confirm with anyone.
+        let me = self.id;
+        if self.conf.quorum().value(|id| id == me) || self.lease_valid() {
             return self.answer_read(ctx, from, Some(index));
         }
         // Coalesce: while one round is in flight, new reads wait for the
@@ -105,15 +106,13 @@ impl Raft {
     /// Recomputes the round a majority has answered and answers the reads it
     /// confirms.
     pub(super) fn confirm_reads(&mut self) {
-        let ld = ld!(self);
-        let own = ld.reads.round;
-        ld.confirmed_round = quorum_value(
-            ld.progress
-                .iter()
-                .map(|p| p.acked_round)
-                .chain(core::iter::once(own)),
-        );
-        let confirmed = ld.confirmed_round;
+        let ld = self.lead.as_deref_mut().expect("leading");
+        let progress = &ld.progress;
+        let conf = &self.conf;
+        let confirmed = conf
+            .quorum()
+            .value(|id| conf.position(id).map_or(0, |p| progress[p].acked_round));
+        ld.confirmed_round = confirmed;
         while let Some(r) = ld!(self).reads.pop_confirmed(confirmed) {
             self.answer_read(r.ctx, r.from, Some(r.index));
         }
@@ -161,7 +160,7 @@ impl Raft {
             self.end_transfer(TransferOutcome::Aborted);
             return Ok(());
         }
-        let Some(i) = self.peer_pos(to) else {
+        let Some(i) = self.peer_pos(to).filter(|_| self.conf.is_voter(to)) else {
             return Err(Misuse::TransferToNonVoter(to).into());
         };
         if ld!(self).transferee == Some(to) {
@@ -187,7 +186,7 @@ impl Raft {
     /// Tells the transfer target to campaign once its log is as long as
     /// ours, so it is sure to win. Returns whether it was told.
     pub(super) fn maybe_send_timeout_now(&mut self, i: usize) -> bool {
-        let to = self.peers[i];
+        let to = ld!(self).progress[i].id;
         if ld!(self).transferee != Some(to)
             || ld!(self).progress[i].match_index != self.log.last_index()
         {

@@ -10,7 +10,6 @@ use super::{Raft, bug, ld};
 use crate::entries::Entries;
 use crate::error::{Busy, Error};
 use crate::message::{AppendResponse, Body, Entry, EntryKind};
-use crate::quorum::{committed_index, majority};
 use crate::ready::Proposed;
 use crate::status::{DropReason, ProgressState, Role};
 use crate::trace::{emit, traced};
@@ -26,15 +25,20 @@ impl Raft {
         if self.election_elapsed >= self.cfg.election_timeout_ticks_min {
             self.election_elapsed = 0;
             if self.cfg.check_quorum {
-                let active = 1 + ld!(self)
-                    .progress
-                    .iter()
-                    .filter(|p| p.recent_active)
-                    .count();
-                for p in &mut ld!(self).progress {
+                let me = self.own_pos();
+                let ld = self.lead.as_deref_mut().expect("leading");
+                ld.progress[me].recent_active = true;
+                let progress = &ld.progress;
+                let conf = &self.conf;
+                let quorum_active = conf
+                    .quorum()
+                    .value(|id| conf.position(id).is_some_and(|p| progress[p].recent_active));
+                #[cfg(feature = "tracing")]
+                let active = progress.iter().filter(|p| p.recent_active).count();
+                for p in &mut ld.progress {
                     p.recent_active = false;
                 }
-                if active < majority(self.voters()) && !bug!(self, CheckQuorumNeverStepsDown) {
+                if !quorum_active && !bug!(self, CheckQuorumNeverStepsDown) {
                     // Partitioned from a majority: stop accepting proposals
                     // that can never commit, and let the majority elect.
                     emit!(
@@ -42,7 +46,7 @@ impl Raft {
                         CHECK_QUORUM_STEP_DOWN,
                         self,
                         active = active as u64,
-                        voters = self.voters() as u64
+                        voters = self.conf.voter_count() as u64
                     );
                     let term = self.term;
                     self.become_follower(term, None);
@@ -63,11 +67,16 @@ impl Raft {
     pub(super) fn broadcast_heartbeat(&mut self) -> u64 {
         let round = ld!(self).reads.start_round(self.ticks);
         ld!(self).round_wanted = false;
-        for i in 0..self.peers.len() {
+        let me = self.own_pos();
+        ld!(self).progress[me].acked_round = round;
+        for i in 0..ld!(self).progress.len() {
+            if i == me {
+                continue;
+            }
             // Never beyond what the follower is known to hold, so it can
             // adopt the value without checking its log.
             let commit = ld!(self).progress[i].match_index.min(self.log.committed);
-            let to = self.peers[i];
+            let to = ld!(self).progress[i].id;
             self.send(to, Body::Heartbeat { commit, round });
         }
         round
@@ -228,8 +237,11 @@ impl Raft {
     /// follower that is missing nothing still gets an empty AppendEntries (to
     /// learn a new commit index).
     pub(crate) fn broadcast_append(&mut self, send_if_empty: bool) {
-        for i in 0..self.peers.len() {
-            self.send_append(i, send_if_empty);
+        let me = self.own_pos();
+        for i in 0..self.conf.len() {
+            if i != me {
+                self.send_append(i, send_if_empty);
+            }
         }
     }
 
@@ -284,14 +296,15 @@ impl Raft {
     /// but only if that entry is of its own term (Figure 8). Its own log counts
     /// only as far as it is durable. Returns whether the commit index moved.
     pub(crate) fn maybe_commit(&mut self) -> bool {
-        let own = self.log.stable;
-        let idx = committed_index(
-            ld!(self)
-                .progress
-                .iter()
-                .map(|p| p.match_index)
-                .chain(core::iter::once(own)),
-        );
+        let me = self.own_pos();
+        let stable = self.log.stable;
+        ld!(self).progress[me].maybe_update(stable);
+        let progress = &self.lead.as_deref().expect("leading").progress;
+        let conf = &self.conf;
+        let idx = conf.quorum().value(|id| {
+            conf.position(id)
+                .map_or(Index(0), |p| progress[p].match_index)
+        });
         let own_term = self.log.term_at(idx) == Some(self.term);
         if idx <= self.log.committed || !(own_term || bug!(self, CommitEarlierTermByCount)) {
             return false;
@@ -344,7 +357,7 @@ impl Raft {
                     // It now holds entries committed while they were on
                     // their way to it: say so, as nothing else will soon.
                     let commit = match_index.min(self.log.committed);
-                    let to = self.peers[i];
+                    let to = ld!(self).progress[i].id;
                     self.send(to, Body::Commit { commit });
                 }
                 self.maybe_send_timeout_now(i);
@@ -362,7 +375,7 @@ impl Raft {
                     WARN,
                     FOLLOWER_BEHIND,
                     self,
-                    peer = self.peers[i].0,
+                    peer = ld!(self).progress[i].id.0,
                     last_index = last.index.0,
                     last_term = last.term.0,
                     acked_index = acked.0
@@ -555,7 +568,11 @@ impl Raft {
     pub(crate) fn broadcast_commit(&mut self) {
         let last = self.log.last_index();
         let committed = self.log.committed;
-        for i in 0..self.peers.len() {
+        let me = self.own_pos();
+        for i in 0..self.conf.len() {
+            if i == me {
+                continue;
+            }
             if self.send_append(i, false) {
                 continue;
             }
