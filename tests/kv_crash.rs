@@ -33,20 +33,28 @@ use zaft::sim::linearizability::{Event, Op, Outcome, check};
 
 // ---- the binary -----------------------------------------------------------
 
-/// Builds the example once and returns its path. `CARGO_BIN_EXE_*` only
+/// Builds the example once, with zaft's `tracing` feature so that `--log`
+/// shows zaft's events too, and returns its path. `CARGO_BIN_EXE_*` only
 /// exists for `[[bin]]` targets, so ask cargo where it put the example.
 fn kv_store_exe() -> PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--example", "kv_store", "--message-format=json"])
+            .args([
+                "build",
+                "--example",
+                "kv_store",
+                "--features",
+                "tracing",
+                "--message-format=json",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(Stdio::inherit())
             .output()
             .expect("run cargo build");
         assert!(
             out.status.success(),
-            "cargo build --example kv_store failed"
+            "cargo build --example kv_store --features tracing failed"
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         stdout
@@ -1175,5 +1183,44 @@ fn transfer_hands_leadership_over_and_the_old_leader_redirects() {
     assert_eq!(
         t.call(&["TRANSFER", "9"]).unwrap(),
         Reply::Error("ERR node 9 is not a member".into())
+    );
+}
+
+/// `--log debug` prints zaft's election events (the example is built with
+/// zaft's `tracing` feature) and kv_store's own (WAL recovery, peer links,
+/// client connections) through one subscriber on stderr; a bad level is
+/// refused before the node starts.
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn log_debug_prints_zaft_election_events_and_kv_stores_own() {
+    let cluster = Cluster::new("log", 3, &["--log", "debug"]);
+    let leader = cluster.leader(Duration::from_secs(15));
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    assert_eq!(c.call(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    drop(c);
+    thread::sleep(Duration::from_millis(300));
+    let log = fs::read_to_string(cluster.log(leader)).unwrap();
+    for want in [
+        "zaft: event=\"election_won\"",
+        "kind=\"vote\"",
+        "role_changed",
+        "WAL recovered",
+        "peer link up",
+        "client connected",
+        "client disconnected",
+        "DEBUG",
+    ] {
+        assert!(
+            log.contains(want),
+            "no {want:?} in the leader's log:\n{log}"
+        );
+    }
+
+    let mut cmd = cluster.command(0);
+    cmd.args(["--log", "loud"]);
+    let err = run_to_exit(cmd, Duration::from_secs(10));
+    assert!(
+        err.contains("--log: want off, error, warn, info, debug or trace"),
+        "{err}"
     );
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! kv_store node --id 1 --data DIR --cluster 1=127.0.0.1:7001/127.0.0.1:6001,2=...,3=...
-//!               [--bootstrap | --join] [--accept-data-loss]
+//!               [--bootstrap | --join] [--accept-data-loss] [--log LEVEL]
 //! kv_store demo                       # three processes on loopback, a failover, checks
 //! kv_store load --addr 127.0.0.1:6001[,...] [--clients 16] [--seconds 5] [--value-bytes 100]
 //! kv_store bench [--clients 1,16,128] [--seconds 5]    # local cluster + load, + fsync cost
@@ -23,6 +23,7 @@ mod crc32c;
 mod datadir;
 mod demo;
 mod load;
+mod log;
 mod peer;
 mod resp;
 mod server;
@@ -40,11 +41,15 @@ const USAGE: &str = "usage:
   kv_store node --id ID --data DIR --cluster ID=PEER_ADDR/CLIENT_ADDR,...
                 [--reads index|lease|log] [--exit-with-parent]
                 [--bootstrap | --join] [--accept-data-loss]
+                [--log off|error|warn|info|debug|trace]
       --bootstrap         first start of a brand-new cluster: set up an empty DIR
       --join              this node lost its data: set up an empty DIR and catch up
                           from the current leader before voting again
       --accept-data-loss  start from a damaged WAL with the entries before the
                           damage, then catch up from the leader
+      --log LEVEL         events to stderr at LEVEL or above (default info);
+                          zaft's own (elections, role changes, ...) need a build
+                          with --features tracing
   kv_store demo
   kv_store load --addr HOST:PORT[,HOST:PORT...] [--clients N] [--seconds S] [--value-bytes B]
   kv_store bench [--clients 1,16,128] [--seconds S] [--value-bytes B]
@@ -88,6 +93,7 @@ fn run() -> Result<(), String> {
     let flags = parse_flags(&args[1..])?;
     match mode.as_str() {
         "node" => {
+            let level = log::parse_level(flags.get("log").map_or(log::DEFAULT, String::as_str))?;
             let id = NodeId(num(&flags, "id", 0)?);
             let data_dir = PathBuf::from(flags.get("data").ok_or("--data is required")?);
             let members =
@@ -107,6 +113,7 @@ fn run() -> Result<(), String> {
                 (false, true) => datadir::Start::Join,
                 (true, true) => return Err("--bootstrap and --join exclude each other".into()),
             };
+            log::init(level);
             server::run(server::NodeOptions {
                 id,
                 members,

@@ -19,6 +19,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::thread;
 use std::time::Duration;
 
+use tracing::{debug, info, warn};
 use zaft::{Codec, Message, NodeId};
 
 use crate::server::Event;
@@ -182,12 +183,27 @@ impl Writer {
             };
             backoff = BACKOFF_MIN;
             bump(&self.stats.connects);
+            let remote = stream
+                .peer_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string());
+            info!(
+                peer = self.peer.get(),
+                addr = %remote,
+                dialed = self.dialer,
+                "peer link up"
+            );
             match self.pump(&stream) {
                 Pumped::Broken => {
+                    info!(peer = self.peer.get(), addr = %remote, "peer link down");
                     let _ = stream.shutdown(Shutdown::Both);
                     let _ = self.events.try_send(Event::Unreachable(self.peer));
                 }
                 Pumped::Replaced(s) => {
+                    info!(
+                        peer = self.peer.get(),
+                        addr = %remote,
+                        "peer link replaced by a newer connection from the peer"
+                    );
                     let _ = stream.shutdown(Shutdown::Both);
                     next = Some(s);
                 }
@@ -197,8 +213,9 @@ impl Writer {
     }
 
     fn dial(&self) -> Result<TcpStream, ()> {
-        let mut s =
-            TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).map_err(|_| ())?;
+        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).map_err(
+            |e| debug!(peer = self.peer.get(), addr = %self.addr, error = %e, "dial failed"),
+        )?;
         let _ = s.set_nodelay(true);
         s.write_all(&hello(self.me, self.peer)).map_err(|_| ())?;
         let r = s.try_clone().map_err(|_| ())?;
@@ -303,9 +320,11 @@ fn accept_loop(
             thread::sleep(Duration::from_millis(10));
             continue;
         };
+        let remote = s.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string());
         if handshakes.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
             handshakes.fetch_sub(1, Ordering::AcqRel);
             bump(&stats.bad_handshakes);
+            warn!(addr = %remote, "peer connection refused: too many handshakes in progress");
             continue;
         }
         let (links, events, stats, hs) = (
@@ -321,6 +340,7 @@ fn accept_loop(
                 hs.fetch_sub(1, Ordering::AcqRel);
                 let Some((peer, link)) = peer else {
                     bump(&stats.bad_handshakes);
+                    warn!(addr = %remote, "peer connection refused: bad handshake");
                     return;
                 };
                 let Ok(w) = s.try_clone() else { return };
@@ -376,6 +396,10 @@ fn read_loop(
         let len = u32::from_le_bytes(len) as usize;
         if len > MAX_FRAME_BYTES {
             bump(&stats.bad_frames);
+            warn!(
+                peer = peer.get(),
+                len, "peer frame too large: closing the link"
+            );
             break;
         }
         buf.resize(len, 0);
@@ -384,8 +408,18 @@ fn read_loop(
         }
         let m = match codec.decode(&buf) {
             Ok(m) if m.from == peer => m,
-            _ => {
+            Ok(m) => {
                 bump(&stats.bad_frames);
+                warn!(
+                    peer = peer.get(),
+                    from = m.from.get(),
+                    "peer frame from another node: closing the link"
+                );
+                break;
+            }
+            Err(e) => {
+                bump(&stats.bad_frames);
+                warn!(peer = peer.get(), error = %e, "undecodable peer frame: closing the link");
                 break;
             }
         };

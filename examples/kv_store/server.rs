@@ -39,6 +39,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tracing::{debug, info, warn};
 use zaft::{
     Config, EntryKind, Error as RaftError, HardState, Index, Input, LogId, Message, Node, NodeId,
     Ready, Restored, Role, SoftState, TransferOutcome,
@@ -66,6 +67,9 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 /// The commit index is only a restart hint: save it at most this often when
 /// nothing else forces a hard-state write.
 const COMMIT_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// An fsync slower than this is logged (a warning): every client of the
+/// round waited for it.
+const SLOW_FSYNC: Duration = Duration::from_millis(50);
 
 /// One member of the cluster, as given on the command line.
 #[derive(Clone, Debug)]
@@ -210,36 +214,44 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         SEGMENT_BYTES,
     )?;
     if let Some(t) = &rec.torn_tail {
-        eprintln!(
-            "node {}: recovery cut a torn tail: {} bytes at byte {} of {} (a write that never \
+        warn!(
+            node = opts.id.get(),
+            file = %t.path.display(),
+            offset = t.offset,
+            bytes = t.bytes_dropped,
+            "recovery cut a torn tail: {} bytes at byte {} of {} (a write that never \
              completed, so never acknowledged)",
-            opts.id,
             t.bytes_dropped,
             t.offset,
             t.path.display()
         );
     }
     if let Some(d) = &rec.accepted_loss {
-        eprintln!(
-            "node {}: --accept-data-loss: {d}. Kept the log up to index {}; the damaged files \
-             are kept as *.damaged",
-            opts.id, d.intact_to
+        warn!(
+            node = opts.id.get(),
+            file = %d.path.display(),
+            offset = d.offset,
+            intact_to = d.intact_to,
+            "--accept-data-loss: {d}. Kept the log up to index {}; the damaged files are kept \
+             as *.damaged",
+            d.intact_to
         );
     }
     if lost_data {
-        eprintln!(
-            "node {}: this node lost data: it will not vote or campaign until it has caught up \
-             from the leader",
-            opts.id
+        warn!(
+            node = opts.id.get(),
+            "this node lost data: it will not vote or campaign until it has caught up from \
+             the leader"
         );
     }
-    eprintln!(
-        "node {}: recovered {} log entries, term {}, vote {:?}, commit {}",
-        opts.id,
-        rec.entries.len(),
-        rec.hard_state.term,
-        rec.hard_state.vote,
-        rec.hard_state.commit
+    info!(
+        node = opts.id.get(),
+        entries = rec.entries.len(),
+        last_index = rec.entries.last().map_or(0, |e| e.index.get()),
+        term = rec.hard_state.term.get(),
+        vote = ?rec.hard_state.vote.map(NodeId::get),
+        commit = rec.hard_state.commit.get(),
+        "WAL recovered"
     );
 
     let voters: Vec<NodeId> = opts.members.iter().map(|m| m.id).collect();
@@ -271,10 +283,11 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
     if recovering && !lost_data {
         // The log ends below the commit index: zaft treats the node as one
         // that lost data, and so must the next restart.
-        eprintln!(
-            "node {}: the log ends below the commit index {}: this node lost data; it will not \
-             vote or campaign until it has caught up from the leader",
-            opts.id, rec_commit
+        warn!(
+            node = opts.id.get(),
+            commit = rec_commit.get(),
+            "the log ends below the commit index: this node lost data; it will not vote or \
+             campaign until it has caught up from the leader"
         );
         datadir::set_recovering(&opts.data_dir, opts.id, true)?;
     }
@@ -301,9 +314,12 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
             .spawn(move || client_accept_loop(client_listener, tx, clients, bad))
             .map_err(|e| e.to_string())?;
     }
-    eprintln!(
-        "node {}: serving clients on {} (RESP), peers on {}",
-        opts.id, me.client_addr, me.peer_addr
+    info!(
+        node = opts.id.get(),
+        clients = %me.client_addr,
+        peers = %me.peer_addr,
+        read_mode = ?opts.read_mode,
+        "serving"
     );
 
     let hs = rec.hard_state;
@@ -415,9 +431,9 @@ impl Host {
             if self.recovering && !self.node.is_recovering() {
                 datadir::set_recovering(&self.opts.data_dir, self.opts.id, false)?;
                 self.recovering = false;
-                eprintln!(
-                    "node {}: caught up after lost data; voting again",
-                    self.opts.id
+                info!(
+                    node = self.opts.id.get(),
+                    "caught up after lost data; voting again"
                 );
             }
         }
@@ -732,16 +748,20 @@ impl Host {
             let vote_changed = self.hs_latest.term != self.hs_saved.term
                 || self.hs_latest.vote != self.hs_saved.vote;
             if self.must_sync {
+                let t0 = Instant::now();
                 self.wal
                     .sync()
                     .map_err(|e| format!("WAL fsync failed: {e}"))?;
+                slow_fsync("wal", t0.elapsed(), self.waiting.len());
             }
             if (self.must_sync && vote_changed)
                 || (self.hs_latest != self.hs_saved
                     && self.hs_saved_at.elapsed() >= COMMIT_SAVE_INTERVAL)
             {
+                let t0 = Instant::now();
                 wal::save_hard_state(&self.opts.data_dir, &self.hs_latest)
                     .map_err(|e| format!("saving the hard state failed: {e}"))?;
+                slow_fsync("hard_state", t0.elapsed(), self.waiting.len());
                 self.hs_saved = self.hs_latest;
                 self.hs_saved_at = Instant::now();
                 self.counters.hard_state_saves += 1;
@@ -907,6 +927,19 @@ impl Host {
     }
 }
 
+/// Logs an fsync (`what`: the WAL's, or the hard-state file's write, fsync,
+/// rename and directory fsync) that took longer than [`SLOW_FSYNC`].
+fn slow_fsync(what: &'static str, took: Duration, pending_writes: usize) {
+    if took >= SLOW_FSYNC {
+        warn!(
+            file = what,
+            duration_ms = took.as_secs_f64() * 1e3,
+            pending_writes,
+            "slow fsync"
+        );
+    }
+}
+
 fn client_accept_loop(
     listener: TcpListener,
     events: SyncSender<Event>,
@@ -918,15 +951,19 @@ fn client_accept_loop(
             thread::sleep(Duration::from_millis(10));
             continue;
         };
+        let peer = s.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string());
         if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
             clients.fetch_sub(1, Ordering::AcqRel);
+            warn!(client = %peer, max = MAX_CLIENTS, "client refused: too many connections");
             let _ = s.write_all(b"-ERR max number of clients reached\r\n");
             continue;
         }
+        debug!(client = %peer, "client connected");
         let (events, clients2, bad) = (events.clone(), clients.clone(), bad.clone());
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
-            serve_client(s, events, &bad);
-            clients2.fetch_sub(1, Ordering::AcqRel);
+            let why = serve_client(s, events, &bad);
+            let open = clients2.fetch_sub(1, Ordering::AcqRel) - 1;
+            debug!(client = %peer, reason = why, open, "client disconnected");
         });
         if spawned.is_err() {
             clients.fetch_sub(1, Ordering::AcqRel);
@@ -934,9 +971,12 @@ fn client_accept_loop(
     }
 }
 
-fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) {
+/// Serves one client connection until it ends; returns why it ended.
+fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) -> &'static str {
     let _ = s.set_nodelay(true);
-    let Ok(w) = s.try_clone() else { return };
+    let Ok(w) = s.try_clone() else {
+        return "socket error";
+    };
     let mut r = BufReader::with_capacity(64 << 10, s);
     let mut w = BufWriter::with_capacity(64 << 10, w);
     let (tx, rx) = mpsc::channel();
@@ -944,14 +984,15 @@ fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) {
     loop {
         let args = match resp::read_command(&mut r) {
             Ok(Some(a)) => a,
-            Ok(None) | Err(RespError::Io(_)) => return,
+            Ok(None) => return "closed by the client",
+            Err(RespError::Io(_)) => return "read error",
             Err(e @ RespError::Protocol(_)) => {
                 bad.fetch_add(1, Ordering::Relaxed);
                 out.clear();
                 Reply::err(format!("ERR {e}")).write_to(&mut out);
                 let _ = w.write_all(&out);
                 let _ = w.flush();
-                return;
+                return "protocol error";
             }
         };
         let reply = match parse_request(&args) {
@@ -959,7 +1000,7 @@ fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) {
             Parsed::Quit => {
                 let _ = w.write_all(b"+OK\r\n");
                 let _ = w.flush();
-                return;
+                return "QUIT";
             }
             Parsed::Bad(reply) => {
                 bad.fetch_add(1, Ordering::Relaxed);
@@ -967,22 +1008,19 @@ fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) {
             }
             Parsed::Loop(req) => {
                 if events.send(Event::Client(req, tx.clone())).is_err() {
-                    return;
+                    return "server stopping";
                 }
                 match rx.recv() {
                     Ok(r) => r,
-                    Err(_) => return,
+                    Err(_) => return "server stopping",
                 }
             }
         };
         out.clear();
         reply.write_to(&mut out);
-        if w.write_all(&out).is_err() {
-            return;
-        }
         // Flush once the pipelined commands already received are answered.
-        if r.buffer().is_empty() && w.flush().is_err() {
-            return;
+        if w.write_all(&out).is_err() || (r.buffer().is_empty() && w.flush().is_err()) {
+            return "write error";
         }
     }
 }
