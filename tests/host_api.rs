@@ -290,3 +290,20 @@ fn a_transfer_cut_short_by_losing_leadership_says_so() {
     c.step(1, Input::StepDown);
     assert_eq!(ended(&c, 1), [outcome(3, TransferOutcome::LeadershipLost)]);
 }
+
+/// A granted pre-vote answer carries the term its sender only proposed: a
+/// leader that gets a stale one does not step down, and its transfer goes
+/// on.
+#[test]
+fn a_stale_pre_vote_answer_does_not_end_a_transfer() {
+    let mut c = Cluster::with_config(3, |cfg| cfg.pre_vote = true);
+    c.elect(1);
+    c.tick_and_stabilize(1);
+    c.cut(1, 3);
+    c.step(1, Input::TransferLeader(nid(3)));
+    c.inject(msg(2, 1, 5, zaft::Body::PreVoteResponse { granted: true }));
+    c.deliver_to(1);
+    assert!(c.node(1).is_leader());
+    assert!(ended(&c, 1).is_empty());
+    assert_eq!(c.node(1).transferring_to(), Some(nid(3)));
+}

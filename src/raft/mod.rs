@@ -426,7 +426,13 @@ impl Raft {
             );
             return self.drop_msg(DropReason::LeaderAlive);
         }
-        if m.term > self.term {
+        // A pre-vote's term is only proposed; a granted pre-vote response
+        // echoes our own proposed term: neither moves us to a newer term.
+        let proposes = matches!(
+            m.body,
+            Body::PreVote { .. } | Body::PreVoteResponse { granted: true }
+        );
+        if m.term > self.term && !proposes {
             if let Some(to) = self.lead.as_deref().and_then(|l| l.transferee) {
                 // The target's campaign (or anything newer from it) is the
                 // handover; a newer term from anyone else ends it unfinished.
@@ -438,9 +444,6 @@ impl Raft {
                 self.end_transfer(outcome);
             }
             match m.body {
-                // A pre-vote's term is only proposed; a granted pre-vote
-                // response echoes our own proposed term.
-                Body::PreVote { .. } | Body::PreVoteResponse { granted: true } => {}
                 Body::AppendEntries { .. }
                 | Body::Heartbeat { .. }
                 | Body::Commit { .. }
