@@ -243,6 +243,35 @@ mod tests {
     }
 
     #[test]
+    fn a_full_window_is_emptied_by_a_state_change() {
+        let mut p = Progress::new(NodeId(2), Index(1), 2, 100);
+        p.become_replicate();
+        p.sent(Some(Index(1)), 60);
+        p.sent(Some(Index(2)), 60);
+        assert!(p.is_paused());
+        p.become_probe();
+        p.become_replicate();
+        assert_eq!(p.inflight(), 0);
+        assert!(!p.is_paused(), "no message nor byte left counted");
+        p.sent(Some(Index(1)), 60);
+        assert!(!p.is_paused(), "60 bytes of 100 after the reset");
+    }
+
+    #[test]
+    fn a_heartbeat_answer_frees_one_slot_of_a_full_window() {
+        let mut p = Progress::new(NodeId(2), Index(1), 2, u64::MAX);
+        p.become_replicate();
+        p.sent(Some(Index(1)), 10);
+        p.sent(Some(Index(2)), 10);
+        assert!(p.is_paused());
+        p.on_heartbeat_response();
+        assert_eq!(p.inflight(), 1, "the oldest is presumed lost");
+        assert!(!p.is_paused());
+        p.on_heartbeat_response();
+        assert_eq!(p.inflight(), 1, "only a full window is freed");
+    }
+
+    #[test]
     fn stale_rejections_are_ignored() {
         let mut p = Progress::new(NodeId(2), Index(10), 4, u64::MAX);
         assert!(
