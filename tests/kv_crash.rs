@@ -300,6 +300,7 @@ enum Reply {
     Error(String),
     Int(i64),
     Bulk(Option<String>),
+    Array(Vec<Reply>),
 }
 
 struct Conn {
@@ -353,6 +354,10 @@ impl Conn {
                     b.truncate(n as usize);
                     Reply::Bulk(Some(String::from_utf8_lossy(&b).into_owned()))
                 }
+            }
+            "*" => {
+                let n: usize = rest.parse().map_err(|_| bad())?;
+                Reply::Array((0..n).map(|_| self.reply()).collect::<Result<_, _>>()?)
             }
             _ => return Err(bad()),
         })
@@ -418,6 +423,7 @@ impl Recorder {
             Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN") => Attempt::Done(Outcome::Fail),
             Ok(Reply::Error(e)) if e.starts_with("TIMEOUT") => Attempt::Done(Outcome::Unknown),
             Ok(Reply::Error(e)) => panic!("unexpected error reply to {args:?}: {e}"),
+            Ok(Reply::Array(a)) => panic!("unexpected array reply to {args:?}: {a:?}"),
             Err(_) => {
                 // Sent, but no answer: the node may have died after applying.
                 self.conn = None;
@@ -1223,4 +1229,131 @@ fn log_debug_prints_zaft_election_events_and_kv_stores_own() {
         err.contains("--log: want off, error, warn, info, debug or trace"),
         "{err}"
     );
+}
+
+fn ok() -> Reply {
+    Reply::Simple("OK".into())
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Some(s.into()))
+}
+
+fn int_reply(r: Reply) -> i64 {
+    match r {
+        Reply::Int(i) => i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// The Redis commands a client library and redis-benchmark use, over RESP
+/// against a real 3-node cluster; and a key with a TTL that all three nodes
+/// show until it expires and none shows after, deleted on every node alike
+/// by the write that follows.
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn redis_commands_work_and_all_three_nodes_agree_on_an_expiry() {
+    let cluster = Cluster::new("commands", 3, &[]);
+    let leader = cluster.leader(Duration::from_secs(15));
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    let mut call = |args: &[&str]| c.call(args).unwrap();
+
+    // Connection set-up as client libraries do it.
+    let Reply::Array(hello) = call(&["HELLO", "2", "SETNAME", "lib"]) else {
+        panic!("HELLO answers a map")
+    };
+    assert_eq!(hello[4..6], [bulk("proto"), Reply::Int(2)]);
+    assert!(matches!(call(&["HELLO", "3"]), Reply::Error(e) if e.starts_with("NOPROTO")));
+    assert_eq!(call(&["CLIENT", "GETNAME"]), bulk("lib"));
+    assert_eq!(call(&["CLIENT", "SETNAME", "app"]), ok());
+    assert_eq!(call(&["CLIENT", "GETNAME"]), bulk("app"));
+    assert!(int_reply(call(&["CLIENT", "ID"])) > 0);
+    assert_eq!(call(&["CLIENT", "SETINFO", "LIB-NAME", "test"]), ok());
+    assert_eq!(call(&["SELECT", "0"]), ok());
+    assert_eq!(
+        call(&["SELECT", "1"]),
+        Reply::Error("ERR DB index is out of range".into())
+    );
+    assert_eq!(
+        call(&["CONFIG", "GET", "save"]),
+        Reply::Array(vec![bulk("save"), bulk("")])
+    );
+    assert_eq!(
+        call(&["CONFIG", "GET", "appendonly"]),
+        Reply::Array(vec![bulk("appendonly"), bulk("yes")])
+    );
+    assert_eq!(
+        call(&["ECHO"]),
+        Reply::Error("ERR wrong number of arguments for 'echo' command".into())
+    );
+
+    // Keys.
+    assert_eq!(call(&["MSET", "a", "1", "b", "2"]), ok());
+    assert_eq!(
+        call(&["MGET", "a", "b", "c"]),
+        Reply::Array(vec![bulk("1"), bulk("2"), Reply::Bulk(None)])
+    );
+    assert_eq!(call(&["EXISTS", "a", "b", "c"]), Reply::Int(2));
+    assert_eq!(call(&["SET", "n", "5", "NX"]), ok());
+    assert_eq!(call(&["SET", "n", "6", "NX"]), Reply::Bulk(None));
+    assert_eq!(call(&["SET", "n", "7", "XX", "GET"]), bulk("5"));
+    assert_eq!(call(&["GET", "n"]), bulk("7"));
+    assert_eq!(call(&["INCR", "n"]), Reply::Int(8));
+    assert_eq!(call(&["EXPIRE", "a", "100"]), Reply::Int(1));
+    assert_eq!(call(&["TTL", "a"]), Reply::Int(100));
+    assert_eq!(call(&["EXPIRE", "nosuch", "5"]), Reply::Int(0));
+    assert_eq!(call(&["TTL", "b"]), Reply::Int(-1));
+    assert_eq!(call(&["DBSIZE"]), Reply::Int(3));
+
+    // A key that expires 1.5 s after the leader stamped its SET.
+    assert_eq!(call(&["SET", "gone", "x", "PX", "300"]), ok());
+    let set_at = Instant::now();
+    assert_eq!(call(&["SET", "t", "v", "PX", "1500"]), ok());
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        let mut f = Conn::open(n.client).unwrap();
+        assert_eq!(f.call(&["GET", "t"]).unwrap(), bulk("v"), "node {}", i + 1);
+        let pttl = int_reply(f.call(&["PTTL", "t"]).unwrap());
+        assert!(0 < pttl && pttl <= 1500, "node {}: PTTL {pttl}", i + 1);
+        let ttl = int_reply(f.call(&["TTL", "t"]).unwrap());
+        assert!((1..=2).contains(&ttl), "node {}: TTL {ttl}", i + 1);
+        if i != leader {
+            assert!(matches!(
+                f.call(&["SET", "x", "1"]).unwrap(),
+                Reply::Error(e) if e.starts_with("MOVED ")
+            ));
+        }
+    }
+    thread::sleep(Duration::from_millis(1600).saturating_sub(set_at.elapsed()));
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        let mut f = Conn::open(n.client).unwrap();
+        let node = i + 1;
+        assert_eq!(
+            f.call(&["GET", "t"]).unwrap(),
+            Reply::Bulk(None),
+            "node {node}"
+        );
+        assert_eq!(
+            f.call(&["EXISTS", "t", "gone"]).unwrap(),
+            Reply::Int(0),
+            "node {node}"
+        );
+        assert_eq!(
+            f.call(&["PTTL", "t"]).unwrap(),
+            Reply::Int(-2),
+            "node {node}"
+        );
+        assert_eq!(f.call(&["DBSIZE"]).unwrap(), Reply::Int(3), "node {node}");
+    }
+    // The next write's stamp is past both expiry times: applying it deletes
+    // both keys on every node, and SET NX sees `t` as absent.
+    assert_eq!(call(&["SET", "t", "again", "NX"]), ok());
+    cluster.converge(Duration::from_secs(10));
+    for i in 0..3 {
+        let info = cluster.info(i).unwrap();
+        assert_eq!(info["keys"], "4", "node {}: {info:?}", i + 1);
+        assert_eq!(info["keys_with_ttl"], "1", "node {}: a's TTL", i + 1);
+        let mut f = Conn::open(cluster.nodes[i].client).unwrap();
+        assert_eq!(f.call(&["GET", "t"]).unwrap(), bulk("again"));
+        assert_eq!(f.call(&["TTL", "t"]).unwrap(), Reply::Int(-1));
+    }
 }

@@ -19,6 +19,7 @@
 
 mod client;
 mod cluster;
+mod commands;
 mod crc32c;
 mod datadir;
 mod demo;

@@ -45,10 +45,11 @@ use zaft::{
     Ready, Restored, Role, SoftState, TransferOutcome,
 };
 
+use crate::commands::{self, Parsed, Session};
 use crate::datadir;
 use crate::peer::PeerNet;
 use crate::resp::{self, Reply, RespError};
-use crate::store::{Command, Store};
+use crate::store::{Command, Logged, Query, Store};
 use crate::wal::{self, Wal};
 
 /// How long one tick is.
@@ -117,10 +118,11 @@ pub enum Event {
 pub enum Request {
     /// Through the log: answered when it commits and applies.
     Log(Command),
-    /// A linearizable GET, served as `--reads` says.
-    Read(Vec<u8>),
-    /// From the local state machine, possibly stale.
-    StaleGet(Vec<u8>),
+    /// A linearizable read (GET, MGET, EXISTS, TTL, ...), served as
+    /// `--reads` says.
+    Read(Query),
+    /// From the local state machine, possibly stale (STALEGET).
+    Stale(Query),
     Info,
     /// Hand leadership to this node (leader only); answered when the
     /// transfer ends.
@@ -155,10 +157,10 @@ struct Host {
     net: PeerNet,
     waiting: HashMap<LogId, Waiter>,
     /// Read-index requests sent to the node, by ctx.
-    reads: HashMap<u64, (Vec<u8>, Waiter)>,
+    reads: HashMap<u64, (Query, Waiter)>,
     next_read_ctx: u64,
     /// Confirmed reads waiting for the state machine to reach their index.
-    reads_to_serve: BTreeMap<u64, Vec<(Vec<u8>, Waiter)>>,
+    reads_to_serve: BTreeMap<u64, Vec<(Query, Waiter)>>,
     /// The last log index applied to `store`.
     applied: u64,
     /// When the last tick delivered to the node was due: ticks follow the
@@ -385,18 +387,18 @@ impl Host {
                 match ev {
                     Event::Peer(m) => self.step(Input::Message(m))?,
                     Event::Unreachable(p) => self.step(Input::ReportUnreachable(p))?,
-                    Event::Client(Request::Read(key), reply)
+                    Event::Client(Request::Read(q), reply)
                         if self.opts.read_mode != ReadMode::Log =>
                     {
-                        self.read(key, reply)?;
+                        self.read(q, reply)?;
                     }
-                    Event::Client(Request::Read(key), reply) => {
-                        let data = Bytes::from(Command::Get { key }.encode());
+                    Event::Client(Request::Read(q), reply) => {
+                        let data = stamp(Command::Read(q));
                         batch_bytes += data.len();
                         batch.push((data, reply));
                     }
                     Event::Client(Request::Log(cmd), reply) => {
-                        let data = Bytes::from(cmd.encode());
+                        let data = stamp(cmd);
                         batch_bytes += data.len();
                         batch.push((data, reply));
                         if batch_bytes >= MAX_BATCH_BYTES {
@@ -404,8 +406,8 @@ impl Host {
                             batch_bytes = 0;
                         }
                     }
-                    Event::Client(Request::StaleGet(key), reply) => {
-                        let _ = reply.send(self.store.get(&key));
+                    Event::Client(Request::Stale(q), reply) => {
+                        let _ = reply.send(self.query(&q));
                     }
                     Event::Client(Request::Info, reply) => {
                         let _ = reply.send(Reply::Bulk(Some(self.info().into_bytes())));
@@ -531,7 +533,7 @@ impl Host {
 
     /// A linearizable read through `Input::ReadIndex`. A follower forwards
     /// the request to the leader and serves the read itself once confirmed.
-    fn read(&mut self, key: Vec<u8>, reply: mpsc::Sender<Reply>) -> Result<(), Fatal> {
+    fn read(&mut self, key: Query, reply: mpsc::Sender<Reply>) -> Result<(), Fatal> {
         if self.soft.leader.is_none() {
             let _ = reply.send(self.redirect(None));
             return Ok(());
@@ -637,6 +639,12 @@ impl Host {
         });
     }
 
+    /// Answers a read from the local state machine. Expiry is judged by this
+    /// node's wall clock, never before the replicated clock (`store.rs`).
+    fn query(&self, q: &Query) -> Reply {
+        self.store.query(q, self.store.read_clock(wall_clock_ms()))
+    }
+
     /// Answers the confirmed reads the state machine has caught up with.
     fn serve_reads(&mut self) {
         while let Some(entry) = self.reads_to_serve.first_entry() {
@@ -644,7 +652,7 @@ impl Host {
                 break;
             }
             for (key, w) in entry.remove() {
-                let _ = w.reply.send(self.store.get(&key));
+                let _ = w.reply.send(self.query(&key));
             }
         }
     }
@@ -688,7 +696,7 @@ impl Host {
             let reply = if e.kind != EntryKind::Normal {
                 None
             } else {
-                match Command::decode(&e.data) {
+                match Logged::decode(&e.data) {
                     Some(cmd) => Some(self.store.apply(cmd)),
                     None => {
                         self.counters.bad_entries += 1;
@@ -860,6 +868,8 @@ impl Host {
             out.push_str(&v);
             out.push_str("\r\n");
         };
+        line("# Server", String::new());
+        line("redis_version", commands::REDIS_VERSION.to_string());
         line("# Raft", String::new());
         line("node_id", s.id.to_string());
         line("role", role);
@@ -883,6 +893,7 @@ impl Host {
         line("wal_fsyncs", self.wal.syncs.to_string());
         line("hard_state_saves", c.hard_state_saves.to_string());
         line("keys", self.store.len().to_string());
+        line("keys_with_ttl", self.store.volatile().to_string());
         line("# Clients", String::new());
         line(
             "connected_clients",
@@ -927,6 +938,25 @@ impl Host {
     }
 }
 
+/// ms since the Unix epoch by this machine's clock.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A client command as the leader proposes it: stamped with its clock, by
+/// which every replica judges expiry when it applies the entry.
+fn stamp(cmd: Command) -> Bytes {
+    Bytes::from(
+        Logged {
+            at_ms: Some(wall_clock_ms()),
+            cmd,
+        }
+        .encode(),
+    )
+}
+
 /// Logs an fsync (`what`: the WAL's, or the hard-state file's write, fsync,
 /// rename and directory fsync) that took longer than [`SLOW_FSYNC`].
 fn slow_fsync(what: &'static str, took: Duration, pending_writes: usize) {
@@ -946,6 +976,7 @@ fn client_accept_loop(
     clients: Arc<AtomicUsize>,
     bad: Arc<AtomicU64>,
 ) {
+    let mut next_id = 0u64;
     for conn in listener.incoming() {
         let Ok(mut s) = conn else {
             thread::sleep(Duration::from_millis(10));
@@ -958,10 +989,16 @@ fn client_accept_loop(
             let _ = s.write_all(b"-ERR max number of clients reached\r\n");
             continue;
         }
-        debug!(client = %peer, "client connected");
+        next_id += 1;
+        let session = Session {
+            id: next_id,
+            addr: peer.clone(),
+            ..Session::default()
+        };
+        debug!(client = %peer, id = next_id, "client connected");
         let (events, clients2, bad) = (events.clone(), clients.clone(), bad.clone());
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
-            let why = serve_client(s, events, &bad);
+            let why = serve_client(s, session, events, &bad);
             let open = clients2.fetch_sub(1, Ordering::AcqRel) - 1;
             debug!(client = %peer, reason = why, open, "client disconnected");
         });
@@ -972,7 +1009,12 @@ fn client_accept_loop(
 }
 
 /// Serves one client connection until it ends; returns why it ended.
-fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) -> &'static str {
+fn serve_client(
+    s: TcpStream,
+    mut session: Session,
+    events: SyncSender<Event>,
+    bad: &AtomicU64,
+) -> &'static str {
     let _ = s.set_nodelay(true);
     let Ok(w) = s.try_clone() else {
         return "socket error";
@@ -995,7 +1037,7 @@ fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) -> &'s
                 return "protocol error";
             }
         };
-        let reply = match parse_request(&args) {
+        let reply = match commands::parse(&args, &mut session) {
             Parsed::Local(reply) => reply,
             Parsed::Quit => {
                 let _ = w.write_all(b"+OK\r\n");
@@ -1022,71 +1064,5 @@ fn serve_client(s: TcpStream, events: SyncSender<Event>, bad: &AtomicU64) -> &'s
         if w.write_all(&out).is_err() || (r.buffer().is_empty() && w.flush().is_err()) {
             return "write error";
         }
-    }
-}
-
-enum Parsed {
-    Local(Reply),
-    Bad(Reply),
-    Loop(Request),
-    Quit,
-}
-
-fn parse_request(args: &[Vec<u8>]) -> Parsed {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-    let arity = |n: usize| {
-        Parsed::Bad(Reply::err(format!(
-            "ERR wrong number of arguments for '{}' command (expected {n})",
-            name.to_ascii_lowercase()
-        )))
-    };
-    let key = || args[1].clone();
-    match (name.as_str(), args.len()) {
-        ("PING", 1) => Parsed::Local(Reply::Simple("PONG".into())),
-        ("PING", 2) => Parsed::Local(Reply::Bulk(Some(args[1].clone()))),
-        ("PING", _) => arity(1),
-        ("ECHO", 2) => Parsed::Local(Reply::Bulk(Some(args[1].clone()))),
-        ("QUIT", _) => Parsed::Quit,
-        // redis-cli asks for command docs when it starts; an empty answer is fine.
-        ("COMMAND", _) => Parsed::Local(Reply::Array(Vec::new())),
-        ("SET", 3) => Parsed::Loop(Request::Log(Command::Set {
-            key: key(),
-            value: args[2].clone(),
-        })),
-        ("SET", _) => arity(2),
-        ("GET", 2) => Parsed::Loop(Request::Read(key())),
-        ("GET", _) => arity(1),
-        ("STALEGET", 2) => Parsed::Loop(Request::StaleGet(key())),
-        ("STALEGET", _) => arity(1),
-        ("DEL", n) if n >= 2 => Parsed::Loop(Request::Log(Command::Del {
-            keys: args[1..].to_vec(),
-        })),
-        ("DEL", _) => arity(1),
-        ("INCR", 2) => Parsed::Loop(Request::Log(Command::Incr { key: key(), by: 1 })),
-        ("INCR", _) => arity(1),
-        ("INCRBY", 3) => match std::str::from_utf8(&args[2])
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
-            Some(by) => Parsed::Loop(Request::Log(Command::Incr { key: key(), by })),
-            None => Parsed::Bad(Reply::err("ERR value is not an integer or out of range")),
-        },
-        ("INCRBY", _) => arity(2),
-        ("INFO", _) => Parsed::Loop(Request::Info),
-        ("TRANSFER", 2) => match std::str::from_utf8(&args[1])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            Some(id) => Parsed::Loop(Request::Transfer(NodeId(id))),
-            None => Parsed::Bad(Reply::err("ERR value is not an integer or out of range")),
-        },
-        ("TRANSFER", _) => arity(1),
-        _ => Parsed::Bad(Reply::err(format!(
-            "ERR unknown command '{}'",
-            String::from_utf8_lossy(&args[0])
-                .chars()
-                .take(64)
-                .collect::<String>()
-        ))),
     }
 }
