@@ -7,6 +7,7 @@
 //! out as [`Command`]s with their TTLs as the client gave them; the leader
 //! stamps them with its clock when it proposes them (see `store.rs`).
 
+use crate::auth::Password;
 use crate::resp::Reply;
 use crate::server::Request;
 use crate::store::{Command, Cond, Query, Ttl};
@@ -28,6 +29,10 @@ pub struct Session {
     /// `CLIENT SETINFO LIB-NAME` and `LIB-VER`.
     pub lib_name: Option<Vec<u8>>,
     pub lib_ver: Option<Vec<u8>>,
+    /// What `AUTH` must be given (`--requirepass`), if anything.
+    pub password: Password,
+    /// `AUTH` succeeded, or no password is required.
+    pub authed: bool,
 }
 
 /// What the client thread does with a command.
@@ -36,6 +41,8 @@ pub enum Parsed {
     Local(Reply),
     /// Answer at once and count a bad request.
     Bad(Reply),
+    /// Answer at once and count a wrong password.
+    AuthFailed(Reply),
     /// Ask the event loop.
     Loop(Request),
     Quit,
@@ -94,7 +101,13 @@ pub fn parse(args: &[Vec<u8>], session: &mut Session) -> Parsed {
     let n = args.len();
     let lower = name.to_ascii_lowercase();
     let key = || args[1].clone();
+    if !session.authed && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
+        return Parsed::Bad(Reply::err("NOAUTH Authentication required."));
+    }
     match (name.as_str(), n) {
+        ("AUTH", 2) => auth(session, None, &args[1]),
+        ("AUTH", 3) => auth(session, Some(&args[1]), &args[2]),
+        ("AUTH", _) => arity("auth"),
         ("PING", 1) => Parsed::Local(Reply::Simple("PONG".into())),
         ("PING", 2) => Parsed::Local(Reply::Bulk(Some(args[1].clone()))),
         ("ECHO", 2) => Parsed::Local(Reply::Bulk(Some(args[1].clone()))),
@@ -258,8 +271,13 @@ fn hello(args: &[Vec<u8>], session: &mut Session) -> Parsed {
     }
     let mut i = 2;
     let mut name = None;
+    let mut credentials = None;
     while i < args.len() {
         match upper(&args[i]).as_str() {
+            "AUTH" if i + 2 < args.len() => {
+                credentials = Some((&args[i + 1], &args[i + 2]));
+                i += 3;
+            }
             "SETNAME" if i + 1 < args.len() => {
                 if !valid_name(&args[i + 1]) {
                     return bad_name();
@@ -274,6 +292,23 @@ fn hello(args: &[Vec<u8>], session: &mut Session) -> Parsed {
                 )));
             }
         }
+    }
+    match credentials {
+        Some((user, pass)) => {
+            if let refused @ (Parsed::Bad(_) | Parsed::AuthFailed(_)) =
+                auth(session, Some(user), pass)
+            {
+                return refused;
+            }
+        }
+        None if !session.authed => {
+            return Parsed::Bad(Reply::err(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise \
+                 the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the \
+                 client and select the RESP protocol version at the same time",
+            ));
+        }
+        None => {}
     }
     if name.is_some() {
         session.name = name;
@@ -295,6 +330,34 @@ fn hello(args: &[Vec<u8>], session: &mut Session) -> Parsed {
         s("modules"),
         Reply::Array(Vec::new()),
     ]))
+}
+
+/// `AUTH [username] password`: the only user is `default`.
+fn auth(session: &mut Session, user: Option<&Vec<u8>>, pass: &[u8]) -> Parsed {
+    let default_user = user.is_none_or(|u| u.as_slice() == b"default");
+    if !session.password.required() {
+        // As Redis without requirepass: the default user takes any password.
+        return match user {
+            None => Parsed::Bad(Reply::err(
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+            )),
+            Some(_) if default_user => Parsed::Local(Reply::ok()),
+            Some(_) => wrong_pass(),
+        };
+    }
+    if default_user && session.password.matches(pass) {
+        session.authed = true;
+        Parsed::Local(Reply::ok())
+    } else {
+        wrong_pass()
+    }
+}
+
+fn wrong_pass() -> Parsed {
+    Parsed::AuthFailed(Reply::err(
+        "WRONGPASS invalid username-password pair or user is disabled.",
+    ))
 }
 
 fn valid_name(b: &[u8]) -> bool {
@@ -406,7 +469,13 @@ mod tests {
 
     fn p(cmd: &str) -> Parsed {
         let args: Vec<Vec<u8>> = cmd.split(' ').map(|a| a.as_bytes().to_vec()).collect();
-        parse(&args, &mut Session::default())
+        parse(
+            &args,
+            &mut Session {
+                authed: true,
+                ..Session::default()
+            },
+        )
     }
 
     fn error(cmd: &str) -> String {
@@ -599,6 +668,7 @@ mod tests {
         let mut s = Session {
             id: 7,
             addr: "127.0.0.1:5".into(),
+            authed: true,
             ..Session::default()
         };
         let mut run = |cmd: &str| {
@@ -682,5 +752,63 @@ mod tests {
         assert!(error("CONFIG SET save 1").contains("not supported"));
         assert!(glob(b"d?tabases", b"databases"));
         assert!(!glob(b"data", b"databases"));
+    }
+
+    #[test]
+    fn auth_gates_every_command_until_the_password_is_given() {
+        let mut s = Session {
+            password: Password::new(Some(b"pw".to_vec())),
+            ..Session::default()
+        };
+        let mut run = |cmd: &str| {
+            let args: Vec<Vec<u8>> = cmd.split(' ').map(|a| a.as_bytes().to_vec()).collect();
+            match parse(&args, &mut s) {
+                Parsed::Local(r) => (r, "local"),
+                Parsed::Bad(r) => (r, "bad"),
+                Parsed::AuthFailed(r) => (r, "auth failed"),
+                Parsed::Loop(_) => (Reply::Simple("loop".into()), "loop"),
+                Parsed::Quit => (Reply::Simple("quit".into()), "quit"),
+            }
+        };
+        let noauth = Reply::err("NOAUTH Authentication required.");
+        let wrong = Reply::err("WRONGPASS invalid username-password pair or user is disabled.");
+        assert_eq!(run("PING"), (noauth.clone(), "bad"));
+        assert_eq!(run("GET k"), (noauth.clone(), "bad"));
+        assert_eq!(run("CLIENT ID"), (noauth.clone(), "bad"));
+        assert!(matches!(run("HELLO 2"), (Reply::Error(e), "bad") if e.starts_with("NOAUTH")));
+        assert_eq!(
+            run("AUTH"),
+            (
+                Reply::err("ERR wrong number of arguments for 'auth' command"),
+                "bad"
+            )
+        );
+        assert_eq!(run("AUTH nope"), (wrong.clone(), "auth failed"));
+        assert_eq!(run("AUTH bob pw"), (wrong.clone(), "auth failed"));
+        assert_eq!(run("HELLO 2 AUTH default nope"), (wrong, "auth failed"));
+        assert_eq!(run("PING"), (noauth, "bad"));
+        assert!(matches!(
+            run("HELLO 2 AUTH default pw"),
+            (Reply::Array(_), "local")
+        ));
+        assert_eq!(run("PING"), (Reply::Simple("PONG".into()), "local"));
+        assert_eq!(run("GET k"), (Reply::Simple("loop".into()), "loop"));
+        assert_eq!(run("QUIT"), (Reply::Simple("quit".into()), "quit"));
+
+        // Without a password, as Redis: AUTH with one argument is an error,
+        // AUTH default <anything> is fine.
+        let mut open = Session {
+            authed: true,
+            ..Session::default()
+        };
+        let args =
+            |c: &str| -> Vec<Vec<u8>> { c.split(' ').map(|a| a.as_bytes().to_vec()).collect() };
+        assert!(matches!(
+            parse(&args("AUTH x"), &mut open),
+            Parsed::Bad(Reply::Error(e)) if e.contains("without any password configured")
+        ));
+        assert!(
+            matches!(parse(&args("AUTH default x"), &mut open), Parsed::Local(r) if r == Reply::ok())
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! protocol, `store.rs` the state machine. Only std: threads, std::net,
 //! channels.
 
+mod auth;
 mod client;
 mod cluster;
 mod commands;
@@ -43,11 +44,19 @@ const USAGE: &str = "usage:
                 [--reads index|lease|log] [--exit-with-parent]
                 [--bootstrap | --join] [--accept-data-loss]
                 [--log off|error|warn|info|debug|trace]
+                [--cluster-secret FILE | --cluster-secret-env VAR]
+                [--requirepass PASSWORD | --requirepass-env VAR]
       --bootstrap         first start of a brand-new cluster: set up an empty DIR
       --join              this node lost its data: set up an empty DIR and catch up
                           from the current leader before voting again
       --accept-data-loss  start from a damaged WAL with the entries before the
                           damage, then catch up from the leader
+      --cluster-secret FILE, --cluster-secret-env VAR
+                          authenticate peer links with this secret (the same on
+                          every node, at least 16 bytes): a challenge-response
+                          handshake, the secret never sent
+      --requirepass PASSWORD, --requirepass-env VAR
+                          clients must AUTH with this password first
       --log LEVEL         events to stderr at LEVEL or above (default info);
                           zaft's own (elections, role changes, ...) need a build
                           with --features tracing
@@ -115,7 +124,35 @@ fn run() -> Result<(), String> {
                 (true, true) => return Err("--bootstrap and --join exclude each other".into()),
             };
             log::init(level);
+            let cluster_secret =
+                match (flags.get("cluster-secret"), flags.get("cluster-secret-env")) {
+                    (None, None) => None,
+                    (Some(f), None) => Some(auth::ClusterSecret::from_file(f)?),
+                    (None, Some(v)) => Some(auth::ClusterSecret::from_env(v)?),
+                    (Some(_), Some(_)) => {
+                        return Err(
+                            "--cluster-secret and --cluster-secret-env exclude each other".into(),
+                        );
+                    }
+                };
+            let password = match (flags.get("requirepass"), flags.get("requirepass-env")) {
+                (None, None) => None,
+                (Some(p), None) => Some(p.clone().into_bytes()),
+                (None, Some(v)) => Some(
+                    std::env::var(v)
+                        .map_err(|_| format!("--requirepass-env: ${v} is not set"))?
+                        .into_bytes(),
+                ),
+                (Some(_), Some(_)) => {
+                    return Err("--requirepass and --requirepass-env exclude each other".into());
+                }
+            };
+            if password.as_ref().is_some_and(Vec::is_empty) {
+                return Err("--requirepass: the password is empty".into());
+            }
             server::run(server::NodeOptions {
+                cluster_secret,
+                password: auth::Password::new(password),
                 id,
                 members,
                 data_dir,

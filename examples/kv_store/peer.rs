@@ -9,6 +9,14 @@
 //! matters). A reader thread per connection decodes frames and passes them to
 //! the event loop. A frame that is too large or does not decode closes the
 //! connection and is counted; it never reaches the node.
+//!
+//! With a cluster secret, a link starts with the challenge-response
+//! handshake of `auth.rs`, and the accepting side hands a connection to its
+//! writer (replacing the link it had) only once the dialer has proved it
+//! holds the secret. The handshake authenticates the start of a link, not
+//! each frame: it keeps out peers without the secret, not an attacker who
+//! can take over an established TCP connection (use a VPN or TLS tunnel on
+//! a network where that is a risk).
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
@@ -22,6 +30,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 use zaft::{Codec, Message, NodeId};
 
+use crate::auth::{self, ClusterSecret, Direction, MAC_BYTES, NONCE_BYTES};
 use crate::server::Event;
 
 /// The largest frame accepted or sent.
@@ -30,7 +39,12 @@ pub const MAX_FRAME_BYTES: usize = 16 << 20;
 pub const PEER_QUEUE_MSGS: usize = 4096;
 /// Bytes written to a socket per flush at most.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
+/// The hello of a link without a cluster secret.
 const HELLO_MAGIC: &[u8; 8] = b"ZKVPEER1";
+/// The hello of an authenticated link: a nonce follows the ids.
+const AUTH_HELLO_MAGIC: &[u8; 8] = b"ZKVPEER2";
+/// How long a handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
 /// Connections still in their handshake, at most.
@@ -43,6 +57,9 @@ pub struct NetStats {
     pub dropped_disconnected: AtomicU64,
     pub bad_frames: AtomicU64,
     pub bad_handshakes: AtomicU64,
+    /// Handshakes that failed the cluster secret's challenge (either side),
+    /// or that skipped it.
+    pub auth_failures: AtomicU64,
     pub connects: AtomicU64,
     pub frames_sent: AtomicU64,
     pub frames_received: AtomicU64,
@@ -70,8 +87,10 @@ impl PeerNet {
         me: NodeId,
         listener: TcpListener,
         peers: &[(NodeId, SocketAddr)],
+        secret: Option<ClusterSecret>,
         events: SyncSender<Event>,
     ) -> PeerNet {
+        let secret = secret.map(Arc::new);
         let stats = Arc::new(NetStats::default());
         let codec = Codec::new(MAX_FRAME_BYTES);
         let mut links = HashMap::new();
@@ -88,6 +107,7 @@ impl PeerNet {
                 events: events.clone(),
                 stats: stats.clone(),
                 codec,
+                secret: secret.clone(),
             };
             thread::Builder::new()
                 .name(format!("peer-writer-{id}"))
@@ -100,7 +120,7 @@ impl PeerNet {
         let st = stats.clone();
         thread::Builder::new()
             .name("peer-listener".into())
-            .spawn(move || accept_loop(me, listener, accept_links, events, st, codec))
+            .spawn(move || accept_loop(me, listener, accept_links, secret, events, st, codec))
             .expect("spawn peer listener");
         PeerNet { links, stats }
     }
@@ -142,6 +162,7 @@ struct Writer {
     events: SyncSender<Event>,
     stats: Arc<NetStats>,
     codec: Codec,
+    secret: Option<Arc<ClusterSecret>>,
 }
 
 enum Pumped {
@@ -217,7 +238,10 @@ impl Writer {
             |e| debug!(peer = self.peer.get(), addr = %self.addr, error = %e, "dial failed"),
         )?;
         let _ = s.set_nodelay(true);
-        s.write_all(&hello(self.me, self.peer)).map_err(|_| ())?;
+        match &self.secret {
+            None => s.write_all(&hello(self.me, self.peer)).map_err(|_| ())?,
+            Some(k) => self.authenticate(&mut s, k)?,
+        }
         let r = s.try_clone().map_err(|_| ())?;
         let (events, stats, codec, peer) = (
             self.events.clone(),
@@ -230,6 +254,38 @@ impl Writer {
             .spawn(move || read_loop(r, peer, events, stats, codec))
             .map_err(|_| ())?;
         Ok(s)
+    }
+
+    /// The dialer's side of the handshake: its hello and nonce, the
+    /// acceptor's answer checked, its own answer.
+    fn authenticate(&self, s: &mut TcpStream, k: &ClusterSecret) -> Result<(), ()> {
+        let n_d = auth::nonce().map_err(|_| ())?;
+        let mut hello = [0u8; 24 + NONCE_BYTES];
+        hello[..8].copy_from_slice(AUTH_HELLO_MAGIC);
+        hello[8..16].copy_from_slice(&self.me.get().to_le_bytes());
+        hello[16..24].copy_from_slice(&self.peer.get().to_le_bytes());
+        hello[24..].copy_from_slice(&n_d);
+        s.write_all(&hello).map_err(|_| ())?;
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .map_err(|_| ())?;
+        let mut reply = [0u8; NONCE_BYTES + MAC_BYTES];
+        s.read_exact(&mut reply).map_err(|e| {
+            debug!(peer = self.peer.get(), error = %e, "no answer to the cluster-secret challenge");
+        })?;
+        s.set_read_timeout(None).map_err(|_| ())?;
+        let (n_a, mac_a) = reply.split_at(NONCE_BYTES);
+        if !k.check(Direction::AcceptorToDialer, &n_d, self.me, self.peer, mac_a) {
+            bump(&self.stats.auth_failures);
+            warn!(
+                peer = self.peer.get(),
+                addr = %self.addr,
+                "peer authentication failed: the node at this address does not hold the \
+                 cluster secret"
+            );
+            return Err(());
+        }
+        let mac_d = k.answer(Direction::DialerToAcceptor, n_a, self.me, self.peer);
+        s.write_all(&mac_d).map_err(|_| ())
     }
 
     /// Drops what is queued while there is no connection (Raft resends), for
@@ -309,6 +365,7 @@ fn accept_loop(
     me: NodeId,
     listener: TcpListener,
     links: HashMap<NodeId, SyncSender<TcpStream>>,
+    secret: Option<Arc<ClusterSecret>>,
     events: SyncSender<Event>,
     stats: Arc<NetStats>,
     codec: Codec,
@@ -327,21 +384,31 @@ fn accept_loop(
             warn!(addr = %remote, "peer connection refused: too many handshakes in progress");
             continue;
         }
-        let (links, events, stats, hs) = (
+        let (links, events, stats, hs, secret) = (
             links.clone(),
             events.clone(),
             stats.clone(),
             handshakes.clone(),
+            secret.clone(),
         );
         let spawned = thread::Builder::new()
             .name("peer-inbound".into())
             .spawn(move || {
-                let peer = handshake(me, &mut s, &links);
+                let peer = handshake(me, &mut s, &links, secret.as_deref());
                 hs.fetch_sub(1, Ordering::AcqRel);
-                let Some((peer, link)) = peer else {
-                    bump(&stats.bad_handshakes);
-                    warn!(addr = %remote, "peer connection refused: bad handshake");
-                    return;
+                let (peer, link) = match peer {
+                    Ok(p) => p,
+                    Err(Refused::Malformed(why)) => {
+                        bump(&stats.bad_handshakes);
+                        warn!(addr = %remote, why, "peer connection refused: bad handshake");
+                        return;
+                    }
+                    Err(Refused::Auth(why)) => {
+                        bump(&stats.bad_handshakes);
+                        bump(&stats.auth_failures);
+                        warn!(addr = %remote, why, "peer connection refused: authentication failed");
+                        return;
+                    }
                 };
                 let Ok(w) = s.try_clone() else { return };
                 if link.try_send(w).is_err() {
@@ -355,27 +422,75 @@ fn accept_loop(
     }
 }
 
+/// Why an inbound peer connection was refused.
+enum Refused {
+    /// Not a hello this node understands, or ids that do not fit.
+    Malformed(&'static str),
+    /// The cluster secret's challenge failed, or was skipped.
+    Auth(&'static str),
+}
+
 /// Reads and checks the dialer's hello: a known peer with a lower id, talking
-/// to this node.
+/// to this node; with a cluster secret, one that proves it holds it.
 fn handshake(
     me: NodeId,
     s: &mut TcpStream,
     links: &HashMap<NodeId, SyncSender<TcpStream>>,
-) -> Option<(NodeId, SyncSender<TcpStream>)> {
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    secret: Option<&ClusterSecret>,
+) -> Result<(NodeId, SyncSender<TcpStream>), Refused> {
+    use Refused::{Auth, Malformed};
+    let io = |_| Malformed("read or write failed");
+    s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(io)?;
     let mut b = [0u8; 24];
-    s.read_exact(&mut b).ok()?;
-    s.set_read_timeout(None).ok()?;
-    if &b[..8] != HELLO_MAGIC {
-        return None;
+    s.read_exact(&mut b).map_err(io)?;
+    let from = NodeId(u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")));
+    let to = NodeId(u64::from_le_bytes(b[16..].try_into().expect("8 bytes")));
+    let magic = &b[..8];
+    match secret {
+        None if magic == HELLO_MAGIC => {}
+        None if magic == AUTH_HELLO_MAGIC => {
+            return Err(Malformed(
+                "the peer uses a cluster secret and this node has none",
+            ));
+        }
+        Some(_) if magic == HELLO_MAGIC => {
+            return Err(Auth(
+                "an unauthenticated hello, and this node requires the cluster secret",
+            ));
+        }
+        Some(_) if magic == AUTH_HELLO_MAGIC => {}
+        _ => return Err(Malformed("not a kv_store peer hello")),
     }
-    let from = NodeId(u64::from_le_bytes(b[8..16].try_into().ok()?));
-    let to = NodeId(u64::from_le_bytes(b[16..].try_into().ok()?));
     if to != me || from >= me {
-        return None;
+        return Err(Malformed("the hello names the wrong pair of nodes"));
     }
+    let link = links
+        .get(&from)
+        .ok_or(Malformed("the hello is from a node that is not a member"))?
+        .clone();
+    if let Some(k) = secret {
+        let mut n_d = [0u8; NONCE_BYTES];
+        s.read_exact(&mut n_d).map_err(io)?;
+        let n_a = auth::nonce().map_err(io)?;
+        let mut reply = [0u8; NONCE_BYTES + MAC_BYTES];
+        reply[..NONCE_BYTES].copy_from_slice(&n_a);
+        reply[NONCE_BYTES..].copy_from_slice(&k.answer(
+            Direction::AcceptorToDialer,
+            &n_d,
+            from,
+            me,
+        ));
+        s.write_all(&reply).map_err(io)?;
+        let mut mac_d = [0u8; MAC_BYTES];
+        s.read_exact(&mut mac_d)
+            .map_err(|_| Auth("no answer to this node's challenge"))?;
+        if !k.check(Direction::DialerToAcceptor, &n_a, from, me, &mac_d) {
+            return Err(Auth("a wrong answer to this node's challenge"));
+        }
+    }
+    s.set_read_timeout(None).map_err(io)?;
     let _ = s.set_nodelay(true);
-    Some((from, links.get(&from)?.clone()))
+    Ok((from, link))
 }
 
 fn read_loop(

@@ -45,6 +45,7 @@ use zaft::{
     Ready, Restored, Role, SoftState, TransferOutcome,
 };
 
+use crate::auth::{ClusterSecret, Password};
 use crate::commands::{self, Parsed, Session};
 use crate::datadir;
 use crate::peer::PeerNet;
@@ -104,6 +105,11 @@ pub struct NodeOptions {
     pub read_mode: ReadMode,
     pub start: datadir::Start,
     pub accept_data_loss: bool,
+    /// Authenticates peer links (`auth.rs`); `None`: the peer port is open
+    /// to anyone who can reach it.
+    pub cluster_secret: Option<ClusterSecret>,
+    /// What clients must `AUTH` with, if anything.
+    pub password: Password,
 }
 
 /// Something for the event loop.
@@ -191,6 +197,8 @@ struct Host {
     counters: Counters,
     clients: Arc<AtomicUsize>,
     bad_requests: Arc<AtomicU64>,
+    /// Wrong passwords given to AUTH or HELLO.
+    auth_failures: Arc<AtomicU64>,
 }
 
 /// A failure the node cannot continue after (an fsync error, a broken
@@ -306,14 +314,25 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         .filter(|m| m.id != opts.id)
         .map(|m| (m.id, m.peer_addr))
         .collect();
-    let net = PeerNet::start(opts.id, peer_listener, &peers, tx.clone());
+    let net = PeerNet::start(
+        opts.id,
+        peer_listener,
+        &peers,
+        opts.cluster_secret.clone(),
+        tx.clone(),
+    );
     let clients = Arc::new(AtomicUsize::new(0));
     let bad_requests = Arc::new(AtomicU64::new(0));
+    let auth_failures = Arc::new(AtomicU64::new(0));
     {
-        let (clients, bad) = (clients.clone(), bad_requests.clone());
+        let (clients, bad, auth_failures) =
+            (clients.clone(), bad_requests.clone(), auth_failures.clone());
+        let password = opts.password.clone();
         thread::Builder::new()
             .name("client-listener".into())
-            .spawn(move || client_accept_loop(client_listener, tx, clients, bad))
+            .spawn(move || {
+                client_accept_loop(client_listener, tx, password, clients, bad, auth_failures)
+            })
             .map_err(|e| e.to_string())?;
     }
     info!(
@@ -354,6 +373,7 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         counters: Counters::default(),
         clients,
         bad_requests,
+        auth_failures,
     };
     host.event_loop(rx)
 }
@@ -922,6 +942,16 @@ impl Host {
         line("lost_proposals", c.lost.to_string());
         line("timed_out_requests", c.timeouts.to_string());
         line("bad_requests", ld(&self.bad_requests).to_string());
+        line("client_auth_failures", ld(&self.auth_failures).to_string());
+        line(
+            "requirepass",
+            if self.opts.password.required() {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+        );
         line("bad_entries", c.bad_entries.to_string());
         line("# Network", String::new());
         line("peer_connects", ld(&n.connects).to_string());
@@ -934,6 +964,16 @@ impl Host {
         );
         line("peer_bad_frames", ld(&n.bad_frames).to_string());
         line("peer_bad_handshakes", ld(&n.bad_handshakes).to_string());
+        line("peer_auth_failures", ld(&n.auth_failures).to_string());
+        line(
+            "peer_auth",
+            if self.opts.cluster_secret.is_some() {
+                "cluster-secret"
+            } else {
+                "none"
+            }
+            .to_string(),
+        );
         out
     }
 }
@@ -973,8 +1013,10 @@ fn slow_fsync(what: &'static str, took: Duration, pending_writes: usize) {
 fn client_accept_loop(
     listener: TcpListener,
     events: SyncSender<Event>,
+    password: Password,
     clients: Arc<AtomicUsize>,
     bad: Arc<AtomicU64>,
+    auth_failures: Arc<AtomicU64>,
 ) {
     let mut next_id = 0u64;
     for conn in listener.incoming() {
@@ -993,12 +1035,19 @@ fn client_accept_loop(
         let session = Session {
             id: next_id,
             addr: peer.clone(),
+            authed: !password.required(),
+            password: password.clone(),
             ..Session::default()
         };
         debug!(client = %peer, id = next_id, "client connected");
-        let (events, clients2, bad) = (events.clone(), clients.clone(), bad.clone());
+        let (events, clients2, bad, auth_failures) = (
+            events.clone(),
+            clients.clone(),
+            bad.clone(),
+            auth_failures.clone(),
+        );
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
-            let why = serve_client(s, session, events, &bad);
+            let why = serve_client(s, session, events, &bad, &auth_failures);
             let open = clients2.fetch_sub(1, Ordering::AcqRel) - 1;
             debug!(client = %peer, reason = why, open, "client disconnected");
         });
@@ -1014,6 +1063,7 @@ fn serve_client(
     mut session: Session,
     events: SyncSender<Event>,
     bad: &AtomicU64,
+    auth_failures: &AtomicU64,
 ) -> &'static str {
     let _ = s.set_nodelay(true);
     let Ok(w) = s.try_clone() else {
@@ -1046,6 +1096,11 @@ fn serve_client(
             }
             Parsed::Bad(reply) => {
                 bad.fetch_add(1, Ordering::Relaxed);
+                reply
+            }
+            Parsed::AuthFailed(reply) => {
+                auth_failures.fetch_add(1, Ordering::Relaxed);
+                warn!(client = %session.addr, "client AUTH failed: wrong password");
                 reply
             }
             Parsed::Loop(req) => {
