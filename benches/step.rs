@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo bench --bench step             # all (~1 min), memory figure printed first
 //! cargo bench --bench step -- follower # a subset
+//! cargo bench --bench step --features tracing  # the events compiled in, no subscriber
 //! ```
 //!
 //! Inputs are prepared untimed in chunks; a chunk is stepped back to back
