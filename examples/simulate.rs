@@ -9,14 +9,18 @@
 //!
 //! - `--seeds N` runs seeds `first..first+N` (default 1000); `--first-seed S`
 //!   sets `first` (default 0); `--seed S` runs the single seed `S` and prints
-//!   what it did.
+//!   what it did, with its last `--trace N` events even when it passed.
 //! - `--keep-going` reports every failing seed instead of stopping at the first.
 //! - Option flags, as printed in a failure's replay line: `--nodes 3..=5`,
 //!   `--clients N`, `--keys N`, `--safety-ticks N`, `--liveness-ticks N`,
-//!   `--convergence-ticks N`, `--faults loss,crashes,...|all|none`,
-//!   `--no-swarm`, `--bug NAME@all|one`, `--trace N`, `--lin-budget N`, and
-//!   node settings pinned for every seed: `--max-entries-bytes N`,
-//!   `--max-inflight N`, `--pre-vote true|false`, `--check-quorum true|false`.
+//!   `--convergence-ticks N`, `--faults loss,crashes,...|all|none` (the
+//!   names: loss, duplication, reordering, delay-spikes, partitions, crashes,
+//!   torn-writes, slow-fsync, clock-skew, fast-restarts, lease-partitions,
+//!   drift-at-bound, stalls, amnesia), `--no-swarm`, `--log-reads`,
+//!   `--drift-beyond-bound`, `--bug NAME@all|one`, `--trace N`,
+//!   `--lin-budget N`, and node settings pinned for every seed:
+//!   `--max-entries-bytes N`, `--max-inflight N`, `--pre-vote true|false`,
+//!   `--check-quorum true|false`, `--lease-reads true|false`.
 //!
 //! A progress line goes to stderr every second; a summary closes the run.
 //! The exit status is 1 if any seed failed.
@@ -24,7 +28,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use zaft::sim::{FaultCounts, Options, run};
+use zaft::sim::{FaultCounts, Options, run, run_traced};
 
 struct Args {
     first: u64,
@@ -61,8 +65,10 @@ fn parse() -> Result<Args, String> {
             "--help" | "-h" => {
                 return Err("see the doc comment of examples/simulate.rs for the flags".into());
             }
-            "--no-swarm" => {
-                a.options.set_flag(&flag, None)?;
+            _ if !Options::flag_takes_value(&flag) => {
+                if !a.options.set_flag(&flag, None)? {
+                    return Err(format!("unknown flag {flag}"));
+                }
             }
             _ => {
                 let value = it.next();
@@ -88,11 +94,17 @@ fn main() -> ExitCode {
     let (mut events, mut seeds, mut violations) = (0u64, 0u64, 0u64);
     let mut faults = FaultCounts::default();
     let (mut ok, mut failed, mut unknown, mut undecided) = (0u64, 0u64, 0u64, 0u64);
+    let mut still_recovering = 0u64;
     let mut worst_commit = (0u64, 0u64);
     let mut worst_leader = (0u64, 0u64);
     for seed in args.first..args.first.saturating_add(args.count) {
         seeds += 1;
-        match run(seed, &args.options) {
+        let (outcome, trace) = if args.single {
+            run_traced(seed, &args.options)
+        } else {
+            (run(seed, &args.options), Vec::new())
+        };
+        match outcome {
             Ok(s) => {
                 events += s.events;
                 faults.add(&s.faults);
@@ -100,10 +112,15 @@ fn main() -> ExitCode {
                 failed += s.ops_failed;
                 unknown += s.ops_unknown;
                 undecided += s.undecided_keys as u64;
+                still_recovering += s.still_recovering as u64;
                 worst_commit = worst_commit.max((s.ticks_to_commit, seed));
                 worst_leader = worst_leader.max((s.ticks_to_leader, seed));
                 if args.single {
                     println!("seed {seed}: passed\n{s:#?}");
+                    println!("last {} events:", trace.len());
+                    for line in &trace {
+                        println!("  {line}");
+                    }
                 }
             }
             Err(f) => {
@@ -138,18 +155,26 @@ fn main() -> ExitCode {
         seeds as f64 / secs
     );
     println!(
-        "faults injected {}: {} lost, {} duplicated, {} delayed, {} partitions, {} crashes ({} torn), {} slow fsyncs",
+        "faults injected {}: {} lost, {} duplicated, {} delayed, {} partitions ({} lease attacks), \
+         {} crashes ({} torn, {} fast restarts, {} lost durable data), {} slow fsyncs, {} stalls",
         faults.total(),
         faults.lost,
         faults.duplicated,
         faults.delayed,
         faults.partitions,
+        faults.lease_attacks,
         faults.crashes,
         faults.torn_writes,
-        faults.slow_fsyncs
+        faults.fast_restarts,
+        faults.data_losses,
+        faults.slow_fsyncs,
+        faults.stalls
     );
     println!(
         "client ops: {ok} ok, {failed} failed, {unknown} unknown; linearizability undecided keys: {undecided}"
+    );
+    println!(
+        "nodes that lost data and still recover at the end (no newer term committed): {still_recovering}"
     );
     println!(
         "liveness after healing: worst {} ticks to a new leader (seed {}), worst {} ticks to a committed write (seed {})",

@@ -19,8 +19,10 @@
 //! - State Machine Safety: no two nodes apply different entries at one index.
 //!
 //! Plus the host contract (monotonic term, commit and applied index; each
-//! committed entry handed out once, in order, and only once durable) and
-//! durability of acknowledged writes. This module owns the global record;
+//! committed entry handed out once, in order, and only once durable; no
+//! message of a term the node's disk does not hold), durability of
+//! acknowledged writes, and CheckQuorum's promise that a leader cut off from
+//! a majority steps down ([`LeaderWatch`]). This module owns the global record;
 //! the per-node checks live with the host in `cluster.rs`.
 
 use std::collections::BTreeMap;
@@ -62,11 +64,17 @@ pub enum Check {
     NodePanic,
     /// A message did not come out of the wire codec as it went in.
     Codec,
+    /// A CheckQuorum leader went on leading although it had not heard from
+    /// a majority for longer than its window (see `Cluster::check_step_down`).
+    CheckQuorum,
+    /// A node sent a message of a term its disk did not hold yet (pre-vote
+    /// requests and granted pre-votes, whose term is only proposed, aside).
+    DurableTerm,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Check; 12] = [
+    pub const ALL: [Check; 14] = [
         Check::ElectionSafety,
         Check::LogMatching,
         Check::LeaderCompleteness,
@@ -79,6 +87,8 @@ impl Check {
         Check::NodeError,
         Check::NodePanic,
         Check::Codec,
+        Check::CheckQuorum,
+        Check::DurableTerm,
     ];
 }
 
@@ -97,6 +107,8 @@ impl fmt::Display for Check {
             Check::NodeError => "Node error",
             Check::NodePanic => "Node panic",
             Check::Codec => "Wire codec round trip",
+            Check::CheckQuorum => "CheckQuorum step-down",
+            Check::DurableTerm => "Durable term before sending",
         })
     }
 }
@@ -219,5 +231,82 @@ impl Safety {
     /// Entries seen committed, by index - 1.
     pub fn committed(&self) -> impl Iterator<Item = LogId> + '_ {
         self.committed.iter().flatten().map(|c| c.0)
+    }
+}
+
+/// What one leader has heard, counted in its own ticks, for the CheckQuorum
+/// check: a leader that has not heard from a majority for longer than its
+/// window must have stepped down.
+///
+/// The leader runs its CheckQuorum round every `election_timeout_ticks_min`
+/// of its ticks: it steps down if fewer than a majority (itself included)
+/// were heard since the previous round. A peer last heard at tick count `h`
+/// (a message delivered after the leader's `h`-th tick) counts in the rounds
+/// up to the first one after `h`; the next round, at most
+/// `2 * election_timeout_ticks_min` ticks after `h`, finds it silent. So
+/// once the leader's tick count exceeds `h_q + 2 * min`, where `h_q` is the
+/// latest tick count by which a majority had last been heard, it must have
+/// stepped down. No further slack is needed: ticks reach the leader one by
+/// one (`Input::Ticks(n)` after a stall runs the rounds it covers), and the
+/// check runs after each tick input. A leadership transfer restarts the
+/// leader's round timer (the transfer gets one election timeout), so the
+/// window counts from the later of `h_q` and the transfer.
+#[derive(Clone, Debug)]
+pub(crate) struct LeaderWatch {
+    pub term: crate::types::Term,
+    /// Per node (by index; the leader's own slot unused): the leader's tick
+    /// count when it last received a message of its term from that node.
+    pub heard: Vec<u64>,
+    /// The tick count at which the leader's round timer last restarted
+    /// (leadership won, or a transfer started).
+    pub since: u64,
+}
+
+impl LeaderWatch {
+    pub fn new(term: crate::types::Term, nodes: usize, now_ticks: u64) -> LeaderWatch {
+        // A new leader counts every peer as heard (its first round passes).
+        LeaderWatch {
+            term,
+            heard: vec![now_ticks; nodes],
+            since: now_ticks,
+        }
+    }
+
+    /// The latest tick count by which a majority (the leader itself
+    /// included) had been heard: the (majority - 1)-th most recent peer.
+    pub fn quorum_heard(&self, me: usize) -> u64 {
+        let n = self.heard.len();
+        let need = n / 2; // peers besides the leader to make a majority
+        if need == 0 {
+            return u64::MAX;
+        }
+        let mut peers: Vec<u64> = (0..n).filter(|&i| i != me).map(|i| self.heard[i]).collect();
+        peers.sort_unstable_by(|a, b| b.cmp(a));
+        peers[need - 1].max(self.since)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Term;
+
+    #[test]
+    fn a_leader_hears_a_majority_as_of_its_majority_th_freshest_peer() {
+        // Five nodes, the leader is node 0: it needs two peers.
+        let mut w = LeaderWatch::new(Term(3), 5, 10);
+        w.heard = vec![0, 40, 25, 31, 12];
+        assert_eq!(w.quorum_heard(0), 31);
+        w.since = 35;
+        assert_eq!(w.quorum_heard(0), 35, "a transfer restarts the window");
+        // Three nodes: one peer is enough.
+        let w = LeaderWatch {
+            term: Term(1),
+            heard: vec![7, 3, 9],
+            since: 0,
+        };
+        assert_eq!(w.quorum_heard(2), 7);
+        // A single node answers to nobody.
+        assert_eq!(LeaderWatch::new(Term(1), 1, 4).quorum_heard(0), u64::MAX);
     }
 }

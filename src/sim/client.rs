@@ -10,6 +10,15 @@
 //! deadline the client gives up: the outcome is `Fail` only if every attempt
 //! is known to have had no effect (refused, or proposed and reported lost),
 //! and `Unknown` otherwise.
+//!
+//! Two more clients join a run with lease attacks or stalls, idle until an
+//! attack (or a stall of the leader's host) wakes them: a reader that reads,
+//! back to back, at the leader the attack cut off (whatever it answers, it
+//! asks there again, and it gives up a read that goes unanswered for two
+//! ticks to invoke a new one), and a writer that writes through every other
+//! node, retrying fast and never following a hint to the cut-off node. A stale lease read is then a read at the old
+//! leader that misses a write the writer got acknowledged before the read
+//! began, which the linearizability check rejects.
 
 use super::cluster::{Cluster, Ev};
 use super::host::Request;
@@ -52,13 +61,36 @@ struct Current {
     paused: bool,
 }
 
+/// What a client does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Reads and writes at whichever node it believes leads.
+    Normal,
+    /// The liveness probe: one write, retried quickly, no deadline.
+    Probe,
+    /// Until `until`, reads back to back at node `node` only.
+    Reader { node: usize, until: u64 },
+    /// Until `until`, writes back to back through any node but `avoid`.
+    Writer { avoid: usize, until: u64 },
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Client {
     seq: u64,
     current: Option<Current>,
     target: usize,
-    /// The liveness probe: one write, retried quickly, no deadline.
-    probe: bool,
+    kind: Kind,
+}
+
+impl Client {
+    fn new(kind: Kind) -> Client {
+        Client {
+            seq: 0,
+            current: None,
+            target: 0,
+            kind,
+        }
+    }
 }
 
 /// Every client and the history they recorded.
@@ -74,19 +106,26 @@ pub(crate) struct Workload {
     pub ok: u64,
     pub failed: u64,
     pub unknown: u64,
+    /// The lease attack's reader and writer, if the run has attacks.
+    burst: Option<(usize, usize)>,
+    /// The key the attack's writer wrote last: what its reader reads.
+    burst_key: Option<u64>,
 }
 
 impl Workload {
-    pub fn new(clients: usize) -> Workload {
+    /// `clients` ordinary clients, and with `burst` the idle reader and
+    /// writer of lease attacks.
+    pub fn new(clients: usize, burst: bool) -> Workload {
+        let mut all: Vec<Client> = (0..clients).map(|_| Client::new(Kind::Normal)).collect();
+        let burst = burst.then(|| {
+            all.push(Client::new(Kind::Reader { node: 0, until: 0 }));
+            all.push(Client::new(Kind::Writer { avoid: 0, until: 0 }));
+            (clients, clients + 1)
+        });
         Workload {
-            clients: (0..clients)
-                .map(|_| Client {
-                    seq: 0,
-                    current: None,
-                    target: 0,
-                    probe: false,
-                })
-                .collect(),
+            clients: all,
+            burst,
+            burst_key: None,
             history: Vec::new(),
             next_value: 1,
             issuing: true,
@@ -127,35 +166,88 @@ impl Cluster {
     /// Adds the liveness probe client and starts its write.
     pub(crate) fn start_probe(&mut self) {
         let c = self.work.clients.len();
-        self.work.clients.push(Client {
-            seq: 0,
-            current: None,
-            target: 0,
-            probe: true,
-        });
+        self.work.clients.push(Client::new(Kind::Probe));
         self.client_issue(c);
+    }
+
+    /// Wakes the lease attack's clients: until `until`, one reads at node
+    /// `cut_off` and the other writes through the rest.
+    pub(crate) fn start_lease_burst(&mut self, cut_off: usize, until: u64) {
+        let Some((reader, writer)) = self.work.burst else {
+            return;
+        };
+        self.work.clients[reader].kind = Kind::Reader {
+            node: cut_off,
+            until,
+        };
+        self.work.clients[writer].kind = Kind::Writer {
+            avoid: cut_off,
+            until,
+        };
+        self.client_issue(reader);
+        self.client_issue(writer);
+    }
+
+    /// A random node other than `avoid` and, if possible, other than `not`.
+    fn node_except(&mut self, avoid: usize, not: usize) -> usize {
+        let n = self.hosts.len();
+        let choices: Vec<usize> = (0..n).filter(|&i| i != avoid && i != not).collect();
+        match self.client_rng.pick(&choices) {
+            Some(&i) => i,
+            None => (0..n).find(|&i| i != avoid).unwrap_or(0),
+        }
     }
 
     pub(crate) fn client_issue(&mut self, c: usize) {
         let client = &self.work.clients[c];
-        if client.current.is_some() || (!self.work.issuing && !client.probe) {
+        let kind = client.kind;
+        let active = match kind {
+            Kind::Normal => self.work.issuing,
+            Kind::Probe => true,
+            Kind::Reader { until, .. } | Kind::Writer { until, .. } => {
+                self.work.issuing && self.now < until
+            }
+        };
+        if client.current.is_some() || !active {
             return;
         }
-        let probe = client.probe;
-        let key = self.client_rng.range(1, self.plan.keys);
-        let op = if probe || self.client_rng.coin() {
+        let probe = kind == Kind::Probe;
+        let mut key = self.client_rng.range(1, self.plan.keys);
+        let write = match kind {
+            Kind::Normal => self.client_rng.coin(),
+            Kind::Probe | Kind::Writer { .. } => true,
+            Kind::Reader { .. } => false,
+        };
+        let op = if write {
             let value = self.work.next_value;
             self.work.next_value += 1;
+            if let Kind::Writer { .. } = kind {
+                self.work.burst_key = Some(key);
+            }
             Op::Write { key, value }
         } else {
+            if let (Kind::Reader { .. }, Some(k)) = (kind, self.work.burst_key) {
+                key = k;
+            }
             Op::Read { key }
         };
         let nodes = self.hosts.len() as u64;
-        let target = self.client_rng.below(nodes) as usize;
+        let target = match kind {
+            Kind::Reader { node, .. } => node,
+            Kind::Writer { avoid, .. } => {
+                let current = self.work.clients[c].target;
+                if current == avoid {
+                    self.node_except(avoid, avoid)
+                } else {
+                    current
+                }
+            }
+            _ => self.client_rng.below(nodes) as usize,
+        };
         let client = &mut self.work.clients[c];
         client.seq += 1;
         let seq = client.seq;
-        if client.target >= self.hosts.len() || probe {
+        if client.target >= self.hosts.len() || kind != Kind::Normal {
             client.target = target;
         }
         client.current = Some(Current {
@@ -182,10 +274,10 @@ impl Cluster {
     }
 
     fn send_attempt(&mut self, c: usize) {
-        let timeout = if self.work.clients[c].probe {
-            5 * TICK_US
-        } else {
-            self.election_max_us().max(10 * TICK_US)
+        let timeout = match self.work.clients[c].kind {
+            Kind::Probe => 5 * TICK_US,
+            Kind::Reader { .. } | Kind::Writer { .. } => 2 * TICK_US,
+            Kind::Normal => self.election_max_us().max(10 * TICK_US),
         };
         let client = &mut self.work.clients[c];
         let Some(cur) = client.current.as_mut() else {
@@ -226,6 +318,24 @@ impl Cluster {
     fn retry_elsewhere(&mut self, c: usize, hint: Option<NodeId>) {
         let n = self.hosts.len();
         let client = &self.work.clients[c];
+        let (current, kind) = (client.target, client.kind);
+        let aimed = match kind {
+            Kind::Reader { node, .. } => Some(node),
+            Kind::Writer { avoid, .. } => Some(match hint {
+                Some(l) if l.0 >= 1 && (l.0 as usize) <= n && l.0 as usize - 1 != avoid => {
+                    l.0 as usize - 1
+                }
+                _ => self.node_except(avoid, current),
+            }),
+            Kind::Normal | Kind::Probe => None,
+        };
+        if let Some(next) = aimed {
+            // The attack's clients retry at once, or after a short pause.
+            self.work.clients[c].target = next;
+            let pause = self.client_rng.range(0, TICK_US / 2);
+            return self.pause_then_retry(c, pause);
+        }
+        let client = &self.work.clients[c];
         let next = match hint {
             Some(l) if l.0 >= 1 && (l.0 as usize) <= n && l.0 as usize - 1 != client.target => {
                 l.0 as usize - 1
@@ -246,6 +356,10 @@ impl Cluster {
         } else {
             self.client_rng.range(TICK_US / 2, 2 * TICK_US)
         };
+        self.pause_then_retry(c, pause);
+    }
+
+    fn pause_then_retry(&mut self, c: usize, pause: u64) {
         if pause == 0 {
             self.send_attempt(c);
         } else {
@@ -299,7 +413,7 @@ impl Cluster {
                 let invoke = cur.invoke;
                 let client = &mut self.work.clients[c];
                 client.current = None;
-                let probe = client.probe;
+                let kind = client.kind;
                 self.work.ok += 1;
                 self.work.history.push(Event {
                     client: c as u64 + 1,
@@ -324,11 +438,18 @@ impl Cluster {
                         answer,
                     },
                 );
-                if probe {
-                    self.work.probe_done_at.get_or_insert(self.now);
-                } else {
-                    let think = self.now + self.client_rng.range(0, 3 * TICK_US);
-                    self.schedule(think, Ev::ClientIssue(c));
+                match kind {
+                    Kind::Probe => {
+                        self.work.probe_done_at.get_or_insert(self.now);
+                    }
+                    Kind::Normal => {
+                        let think = self.now + self.client_rng.range(0, 3 * TICK_US);
+                        self.schedule(think, Ev::ClientIssue(c));
+                    }
+                    Kind::Reader { .. } | Kind::Writer { .. } => {
+                        let think = self.now + self.client_rng.range(0, TICK_US / 4);
+                        self.schedule(think, Ev::ClientIssue(c));
+                    }
                 }
             }
         }
@@ -350,9 +471,21 @@ impl Cluster {
                 self.send_attempt(c);
             }
         } else if attempt + 1 == n {
-            // The latest attempt went silent: move on.
-            let n_hosts = self.hosts.len() as u64;
-            let t = self.client_rng.below(n_hosts) as usize;
+            // The latest attempt went silent: move on. The attack's reader
+            // gives the read up instead (an unknown read constrains
+            // nothing) and asks again with a new one: only a read invoked
+            // after a write was acknowledged can show that it was missed.
+            let client = &self.work.clients[c];
+            if let Kind::Reader { .. } = client.kind {
+                return self.client_deadline(c, seq);
+            }
+            let t = match client.kind {
+                Kind::Reader { node, .. } => node,
+                Kind::Writer { avoid, .. } => self.node_except(avoid, client.target),
+                Kind::Normal | Kind::Probe => {
+                    self.client_rng.below(self.hosts.len() as u64) as usize
+                }
+            };
             self.work.clients[c].target = t;
             self.send_attempt(c);
         }
@@ -397,7 +530,11 @@ impl Cluster {
                 },
             },
         );
-        let next = self.now + self.client_rng.range(0, 3 * TICK_US);
+        let think = match client.kind {
+            Kind::Reader { .. } | Kind::Writer { .. } => TICK_US / 4,
+            Kind::Normal | Kind::Probe => 3 * TICK_US,
+        };
+        let next = self.now + self.client_rng.range(0, think);
         self.schedule(next, Ev::ClientIssue(c));
     }
 }

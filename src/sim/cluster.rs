@@ -10,8 +10,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::check::{Check, Fail, Safety, chain, fail};
+use super::check::{Check, Fail, LeaderWatch, Safety, chain, fail};
 use super::client::{Reply, Workload};
+use super::faults::Stall;
 use super::host::{CrashPoint, Host, Request, Seen, Write};
 use super::kv::{Applied, Command};
 use super::linearizability::Op;
@@ -21,7 +22,7 @@ use super::trace::{MsgSum, Rec, Trace};
 use super::{Failure, RunStats};
 use crate::error::Error;
 use crate::input::Input;
-use crate::message::{Entry, EntryKind, Message};
+use crate::message::{Body, Entry, EntryKind, Message};
 use crate::node::{Node, Restored};
 use crate::ready::{Ready, ReadyId};
 use crate::status::Role;
@@ -66,6 +67,14 @@ pub(crate) enum Ev {
         client: usize,
         seq: u64,
     },
+    FastRestartTimer,
+    LeaseAttackTimer,
+    CampaignAt(usize),
+    StallTimer,
+    Resume {
+        node: usize,
+        epoch: u64,
+    },
 }
 
 struct Scheduled {
@@ -107,22 +116,27 @@ pub struct Cluster {
     queue: BinaryHeap<Scheduled>,
     pub(crate) hosts: Vec<Host>,
     /// `blocked[from][to]`: the link drops everything.
-    blocked: Vec<Vec<bool>>,
+    pub(crate) blocked: Vec<Vec<bool>>,
     /// Per link, the latest delivery time scheduled (for FIFO links).
     link_last: Vec<Vec<u64>>,
-    partition_epoch: u64,
-    partitioned: bool,
+    pub(crate) partition_epoch: u64,
+    pub(crate) partitioned: bool,
     next_read_ctx: u64,
     pub(crate) safety: Safety,
     pub(crate) trace: Trace,
-    net_rng: Rng,
-    fault_rng: Rng,
+    pub(crate) net_rng: Rng,
+    pub(crate) fault_rng: Rng,
     disk_rng: Rng,
     pub(crate) client_rng: Rng,
     pub(crate) work: Workload,
     pub(crate) stats: RunStats,
     /// The safety phase: faults are injected. Off once the network is healed.
-    faults_on: bool,
+    pub(crate) faults_on: bool,
+    /// Per node: its process is paused (see `faults.rs`).
+    pub(crate) stalls: Vec<Option<Stall>>,
+    /// During a lease attack: the follower the operator keeps telling to
+    /// campaign, until when.
+    pub(crate) pushy: Option<(usize, u64)>,
     /// When the network was healed, and when a leader was first seen after.
     pub(crate) healed_at: Option<u64>,
     pub(crate) leader_after_heal: Option<u64>,
@@ -162,9 +176,14 @@ impl Cluster {
             fault_rng: Rng::derive(seed, 2),
             disk_rng: Rng::derive(seed, 3),
             client_rng: Rng::derive(seed, 4),
-            work: Workload::new(plan.clients),
+            work: Workload::new(
+                plan.clients,
+                plan.lease_attack_every_ticks > 0 || plan.stall_every_ticks > 0,
+            ),
             stats: RunStats::default(),
             faults_on: true,
+            stalls: (0..n).map(|_| None).collect(),
+            pushy: None,
             healed_at: None,
             leader_after_heal: None,
             plan,
@@ -188,6 +207,16 @@ impl Cluster {
         if c.plan.operator_every_ticks > 0 {
             let t = c.fault_interval(c.plan.operator_every_ticks);
             c.schedule(t, Ev::OperatorTimer);
+        }
+        for (every, ev) in [
+            (c.plan.fast_restart_every_ticks, Ev::FastRestartTimer),
+            (c.plan.lease_attack_every_ticks, Ev::LeaseAttackTimer),
+            (c.plan.stall_every_ticks, Ev::StallTimer),
+        ] {
+            if every > 0 {
+                let t = c.fault_interval(every);
+                c.schedule(t, ev);
+            }
         }
         for client in 0..c.work.clients.len() {
             let t = c.client_rng.range(0, 5 * TICK_US);
@@ -229,7 +258,7 @@ impl Cluster {
         let seed = self.seed;
         match self.index_of(id) {
             Some(n) => self
-                .crash_now(n, "by hand")
+                .crash_now(n, "by hand", None)
                 .map_err(|f| self.failure(f, seed, None)),
             None => Ok(()),
         }
@@ -261,7 +290,7 @@ impl Cluster {
             .max_by_key(|&(_, t)| t)
     }
 
-    fn index_of(&self, id: NodeId) -> Option<usize> {
+    pub(crate) fn index_of(&self, id: NodeId) -> Option<usize> {
         let n = id.0.checked_sub(1)? as usize;
         (n < self.hosts.len()).then_some(n)
     }
@@ -295,6 +324,9 @@ impl Cluster {
             };
             self.now = s.at;
             self.stats.events += 1;
+            if self.queue.len() > MAX_PENDING_EVENTS {
+                return self.storm();
+            }
             if let Some(n) = self.dispatch(s.ev)? {
                 self.check_node(n)?;
             }
@@ -304,8 +336,41 @@ impl Cluster {
         }
     }
 
+    /// Fails a run whose events pile up beyond [`MAX_PENDING_EVENTS`]: some
+    /// exchange answers every message with more than one, and would take
+    /// the simulator's memory with it.
+    fn storm(&self) -> Result<bool, Fail> {
+        let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in self.queue.iter() {
+            if let Ev::Deliver(m) = &s.ev {
+                let sum = MsgSum::of(m).to_string();
+                let kind: Vec<&str> = sum.split(' ').take(3).collect();
+                *kinds.entry(kind.join(" ")).or_default() += 1;
+            }
+        }
+        let mut top: Vec<(usize, String)> = kinds.into_iter().map(|(k, n)| (n, k)).collect();
+        top.sort_unstable_by(|a, b| b.cmp(a));
+        let top: Vec<String> = top
+            .iter()
+            .take(4)
+            .map(|(n, k)| format!("{n} x {k}"))
+            .collect();
+        fail(
+            Check::Liveness,
+            format!(
+                "a message storm: {} events pending, most of them {}; nodes:{}",
+                self.queue.len(),
+                top.join(", "),
+                self.describe_nodes()
+            ),
+        )
+    }
+
     /// Handles one event; returns the node it touched, to check.
-    fn dispatch(&mut self, ev: Ev) -> Result<Option<usize>, Fail> {
+    pub(crate) fn dispatch(&mut self, ev: Ev) -> Result<Option<usize>, Fail> {
+        let Some(ev) = self.hold_if_stalled(ev) else {
+            return Ok(None);
+        };
         match ev {
             Ev::Tick(n) => {
                 let next = self.now + self.hosts[n].tick_us;
@@ -313,8 +378,7 @@ impl Cluster {
                 if !self.hosts[n].is_up() {
                     return Ok(None);
                 }
-                self.stats.ticks += 1;
-                self.step_node(n, Input::Tick)?;
+                self.give_ticks(n, 1)?;
                 Ok(Some(n))
             }
             Ev::Deliver(m) => self.deliver(m),
@@ -383,7 +447,39 @@ impl Cluster {
                 self.client_deadline(client, seq);
                 Ok(None)
             }
+            Ev::FastRestartTimer => {
+                self.fast_restart_timer()?;
+                Ok(None)
+            }
+            Ev::LeaseAttackTimer => {
+                self.lease_attack_timer()?;
+                Ok(None)
+            }
+            Ev::CampaignAt(n) => self.campaign_at(n),
+            Ev::StallTimer => {
+                self.stall_timer();
+                Ok(None)
+            }
+            Ev::Resume { node, epoch } => {
+                self.resume(node, epoch)?;
+                Ok(None)
+            }
         }
+    }
+
+    /// Gives node `n` (up) `ticks` ticks, one `Tick` or, after a stall, one
+    /// `Ticks(n)`; then checks that a CheckQuorum leader cut off from a
+    /// majority has stepped down. The caller checks the node as usual.
+    pub(crate) fn give_ticks(&mut self, n: usize, ticks: u32) -> Result<(), Fail> {
+        self.stats.ticks += u64::from(ticks);
+        self.hosts[n].ticks += u64::from(ticks);
+        let input = if ticks == 1 {
+            Input::Tick
+        } else {
+            Input::Ticks(ticks)
+        };
+        self.step_node(n, input)?;
+        self.check_step_down(n)
     }
 
     // ---- the host loop ----------------------------------------------------
@@ -401,7 +497,7 @@ impl Cluster {
     /// Whether an armed crash strikes at `point`; if so the node is down.
     fn crash_point(&mut self, n: usize, point: CrashPoint) -> Result<bool, Fail> {
         if self.hosts[n].armed == Some(point) {
-            self.crash_now(n, point.name())?;
+            self.crash_now(n, point.name(), None)?;
             return Ok(true);
         }
         Ok(false)
@@ -409,7 +505,7 @@ impl Cluster {
 
     /// Handles one Ready as the run loop says, and the Readies that
     /// immediate acknowledgements return.
-    fn process(&mut self, n: usize, mut ready: Ready) -> Result<(), Fail> {
+    pub(crate) fn process(&mut self, n: usize, mut ready: Ready) -> Result<(), Fail> {
         for _ in 0..10_000 {
             let id = ready.id().get();
             let host = &mut self.hosts[n];
@@ -442,8 +538,24 @@ impl Cluster {
             if self.crash_point(n, CrashPoint::AfterPersist)? {
                 return Ok(());
             }
-            // 2. Send.
+            // 2. Send: never a message of a term the disk does not hold.
+            let durable_term = self.hosts[n].durable.term();
             for m in ready.take_messages() {
+                let proposed = matches!(
+                    m.body,
+                    Body::PreVote { .. } | Body::PreVoteResponse { granted: true }
+                );
+                if m.term > durable_term && !proposed {
+                    return fail(
+                        Check::DurableTerm,
+                        format!(
+                            "n{} sends {} in term {} but its disk holds term {durable_term}",
+                            n + 1,
+                            MsgSum::of(&m),
+                            m.term
+                        ),
+                    );
+                }
                 let m = if self.plan.wire { over_the_wire(m)? } else { m };
                 self.send(n, m);
             }
@@ -948,224 +1060,15 @@ impl Cluster {
             return Ok(None);
         }
         self.trace.push(self.now, Rec::Deliver(MsgSum::of(&m)));
+        let term = m.term;
         self.step_node(to, Input::Message(m))?;
+        let host = &mut self.hosts[to];
+        if let Some(w) = host.watch.as_mut()
+            && w.term == term
+        {
+            w.heard[from] = host.ticks;
+        }
         Ok(Some(to))
-    }
-
-    // ---- faults -------------------------------------------------------------
-
-    fn fault_interval(&mut self, mean_ticks: u64) -> u64 {
-        self.now
-            + self
-                .fault_rng
-                .range(mean_ticks / 2, mean_ticks * 3 / 2)
-                .max(1)
-                * TICK_US
-    }
-
-    fn partition_timer(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let next = self.fault_interval(self.plan.partition_every_ticks);
-        self.schedule(next, Ev::PartitionTimer);
-        let n = self.hosts.len();
-        if self.partitioned || n < 2 {
-            return;
-        }
-        let rng = &mut self.fault_rng;
-        let desc;
-        match rng.below(4) {
-            0 => {
-                // Two sides that cannot talk at all.
-                let mut side: Vec<bool> = (0..n).map(|_| rng.coin()).collect();
-                if side.iter().all(|s| *s) || side.iter().all(|s| !*s) {
-                    side[rng.below(n as u64) as usize] ^= true;
-                }
-                for a in 0..n {
-                    for b in 0..n {
-                        self.blocked[a][b] = side[a] != side[b];
-                    }
-                }
-                let group: Vec<String> = (0..n)
-                    .filter(|&i| side[i])
-                    .map(|i| format!("n{}", i + 1))
-                    .collect();
-                desc = format!("symmetric: {{{}}} | the rest", group.join(","));
-            }
-            1 => {
-                // Some one-way links fail.
-                let mut cut = Vec::new();
-                for a in 0..n {
-                    for b in 0..n {
-                        if a != b && rng.chance(300) {
-                            self.blocked[a][b] = true;
-                            cut.push(format!("n{}->n{}", a + 1, b + 1));
-                        }
-                    }
-                }
-                if cut.is_empty() {
-                    self.blocked[0][n - 1] = true;
-                    cut.push(format!("n1->n{n}"));
-                }
-                desc = format!("asymmetric: {}", cut.join(" "));
-            }
-            2 => {
-                let x = rng.below(n as u64) as usize;
-                for o in 0..n {
-                    self.blocked[x][o] = o != x;
-                    self.blocked[o][x] = o != x;
-                }
-                desc = format!("n{} isolated", x + 1);
-            }
-            _ => {
-                // A node that hears but is not heard, or the reverse.
-                let x = rng.below(n as u64) as usize;
-                let deaf = rng.coin();
-                for o in 0..n {
-                    if o != x {
-                        if deaf {
-                            self.blocked[o][x] = true;
-                        } else {
-                            self.blocked[x][o] = true;
-                        }
-                    }
-                }
-                desc = format!(
-                    "n{} {}",
-                    x + 1,
-                    if deaf {
-                        "hears nobody (can send)"
-                    } else {
-                        "cannot send (can hear)"
-                    }
-                );
-            }
-        }
-        self.partitioned = true;
-        self.partition_epoch += 1;
-        self.stats.faults.partitions += 1;
-        self.trace.push(self.now, Rec::Partition(desc));
-        let heal = self.now + self.fault_rng.range(5, 80) * TICK_US;
-        self.schedule(heal, Ev::Heal(self.partition_epoch));
-    }
-
-    fn heal_partition(&mut self) {
-        for row in &mut self.blocked {
-            row.iter_mut().for_each(|b| *b = false);
-        }
-        self.partitioned = false;
-        self.trace
-            .push(self.now, Rec::Note("partition healed".into()));
-    }
-
-    /// An operator action: the leader is asked to hand leadership to a
-    /// random peer, or a follower is told to campaign now. Refusals (not the
-    /// leader, a transfer already running) are part of the game.
-    fn operator_timer(&mut self) -> Result<Option<usize>, Fail> {
-        if !self.faults_on {
-            return Ok(None);
-        }
-        let next = self.fault_interval(self.plan.operator_every_ticks);
-        self.schedule(next, Ev::OperatorTimer);
-        let nodes = self.hosts.len() as u64;
-        // Half the time the leader (transfers), otherwise anyone.
-        let n = match self.leader() {
-            Some((id, _)) if self.fault_rng.coin() => id.0 as usize - 1,
-            _ => self.fault_rng.below(nodes) as usize,
-        };
-        let Some(node) = self.hosts[n].node.as_mut() else {
-            return Ok(None);
-        };
-        let input = if node.role() == Role::Leader {
-            let to = NodeId(self.fault_rng.range(1, nodes));
-            self.trace.push(
-                self.now,
-                Rec::Note(format!("operator: n{} transfer leadership to {to}", n + 1)),
-            );
-            Input::TransferLeader(to)
-        } else {
-            self.trace.push(
-                self.now,
-                Rec::Note(format!("operator: n{} campaign now", n + 1)),
-            );
-            Input::Campaign
-        };
-        match node.step(input) {
-            Ok(ready) => {
-                self.process(n, ready)?;
-                Ok(Some(n))
-            }
-            Err(Error::NotLeader { .. } | Error::Busy(_)) => Ok(None),
-            Err(e) => fail(
-                Check::NodeError,
-                format!("n{}: an operator action failed: {e}", n + 1),
-            ),
-        }
-    }
-
-    fn crash_timer(&mut self) -> Result<(), Fail> {
-        if !self.faults_on {
-            return Ok(());
-        }
-        let next = self.fault_interval(self.plan.crash_every_ticks);
-        self.schedule(next, Ev::CrashTimer);
-        let n = self.fault_rng.below(self.hosts.len() as u64) as usize;
-        if !self.hosts[n].is_up() {
-            return Ok(());
-        }
-        let point = match self.fault_rng.below(8) {
-            0 => Some(CrashPoint::AfterPersist),
-            1 => Some(CrashPoint::AfterSend),
-            2 => Some(CrashPoint::AfterApply),
-            3 => Some(CrashPoint::BeforeAdvance),
-            _ => None,
-        };
-        match point {
-            Some(p) => self.hosts[n].armed = Some(p),
-            // Between events: with an fsync in flight, between persist and fsync.
-            None => self.crash_now(n, "between events")?,
-        }
-        Ok(())
-    }
-
-    fn crash_now(&mut self, n: usize, point: &'static str) -> Result<(), Fail> {
-        if !self.hosts[n].is_up() {
-            return Ok(());
-        }
-        let (keep, partial) = if self.plan.torn_writes && self.faults_on {
-            let len = self.hosts[n].buffer.len() as u64;
-            let keep = self.fault_rng.range(0, len) as usize;
-            let partial = self
-                .fault_rng
-                .coin()
-                .then(|| self.fault_rng.range(0, 3) as usize);
-            (keep, partial)
-        } else {
-            (0, None)
-        };
-        let (kept, lost) = match self.hosts[n].power_cut(keep, partial) {
-            Ok(r) => r,
-            Err(e) => return fail(Check::ReadyContract, format!("n{}: {e}", n + 1)),
-        };
-        if kept > 0 {
-            self.stats.faults.torn_writes += 1;
-        }
-        self.stats.faults.crashes += 1;
-        self.trace.push(
-            self.now,
-            Rec::Crash {
-                node: n as u64 + 1,
-                point,
-                kept,
-                lost,
-            },
-        );
-        if self.faults_on {
-            let at = self.now + self.fault_rng.range(1, 60) * TICK_US;
-            self.schedule(at, Ev::Restart(n));
-        }
-        Ok(())
     }
 
     fn restart_node(&mut self, n: usize) -> Result<(), Fail> {
@@ -1182,7 +1085,7 @@ impl Cluster {
             hard_state: host.durable.hard_state,
             entries: host.durable.entries.clone(),
             applied: host.durable.kv.applied,
-            lost_data: false,
+            lost_data: host.lost_data,
         };
         let mut node = match Node::new(cfg, restored) {
             Ok(node) => node,
@@ -1202,6 +1105,12 @@ impl Cluster {
             self.stats.faults.restarts += 1;
         }
         host.incarnation += 1;
+        // A host that knows its node lost data says so at every restart
+        // until the node has caught up.
+        host.lost_data = host.amnesiac;
+        if host.amnesiac {
+            host.lost_term = node.term();
+        }
         host.kv = host.durable.kv.clone();
         host.view = host.durable.entries.clone();
         host.hashes.clear();
@@ -1260,6 +1169,7 @@ impl Cluster {
         if self.partitioned {
             self.heal_partition();
         }
+        self.resume_all()?;
         self.trace.push(self.now, Rec::Heal);
         for n in 0..self.hosts.len() {
             self.hosts[n].armed = None;
@@ -1274,7 +1184,7 @@ impl Cluster {
     // ---- checks -----------------------------------------------------------------
 
     /// The per-node checks, after every event that touched node `n`.
-    fn check_node(&mut self, n: usize) -> Result<(), Fail> {
+    pub(crate) fn check_node(&mut self, n: usize) -> Result<(), Fail> {
         let host = &self.hosts[n];
         let Some(node) = &host.node else {
             return Ok(());
@@ -1319,6 +1229,32 @@ impl Cluster {
         }
         let is_leader = st.role == Role::Leader;
         let new_role = seen.role != Some(st.role) || (is_leader && seen.term != st.term);
+        // Debug builds of the node run the same check after every input.
+        let invariants = !cfg!(debug_assertions) && (new_role || host.invariant_countdown == 0);
+        let log_len = host.view.len() as u64;
+        if invariants {
+            check_invariants(node)?;
+        }
+        let host = &mut self.hosts[n];
+        host.invariant_countdown = if invariants {
+            log_len / INVARIANT_ENTRIES_PER_EVENT
+        } else {
+            host.invariant_countdown.saturating_sub(1)
+        };
+        if host.amnesiac && !st.recovering {
+            host.amnesiac = false;
+            host.lost_data = false;
+            self.trace.push(
+                self.now,
+                Rec::Note(format!("n{id} has caught up after losing data")),
+            );
+        }
+        if !is_leader {
+            self.hosts[n].watch = None;
+        } else if new_role && self.plan.config.check_quorum {
+            let host = &mut self.hosts[n];
+            host.watch = Some(LeaderWatch::new(st.term, self.plan.nodes, host.ticks));
+        }
         if is_leader {
             self.safety.leader(st.term, id)?;
             if new_role && self.safety.newest_leader_term() == Some(st.term) {
@@ -1346,6 +1282,44 @@ impl Cluster {
             commit: st.commit,
             applied: st.applied,
         };
+        Ok(())
+    }
+
+    /// CheckQuorum's promise, after node `n` was given ticks: a leader that
+    /// has not heard from a majority for longer than its window has stepped
+    /// down (see [`LeaderWatch`] for the window).
+    fn check_step_down(&self, n: usize) -> Result<(), Fail> {
+        let host = &self.hosts[n];
+        let (Some(node), Some(w)) = (&host.node, &host.watch) else {
+            return Ok(());
+        };
+        if node.role() != Role::Leader || node.term() != w.term {
+            return Ok(());
+        }
+        let heard = w.quorum_heard(n);
+        let window = 2 * u64::from(self.plan.config.election_timeout_ticks_min);
+        if host.ticks > heard.saturating_add(window) {
+            return fail(
+                Check::CheckQuorum,
+                format!(
+                    "n{}, leader of term {}, last heard from a majority at its tick {heard} and \
+                     still leads at its tick {}, beyond its CheckQuorum window of {window} ticks",
+                    n + 1,
+                    w.term,
+                    host.ticks
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The full invariant check of every up node (at the end of a run).
+    pub(crate) fn check_all_invariants(&self) -> Result<(), Fail> {
+        for h in &self.hosts {
+            if let Some(node) = &h.node {
+                check_invariants(node)?;
+            }
+        }
         Ok(())
     }
 
@@ -1422,7 +1396,7 @@ impl Cluster {
                 Some(node) => {
                     let st = node.status();
                     out.push_str(&format!(
-                        "\n  n{}: {:?} t{} leader {:?} last {} commit {} applied {} durable {}",
+                        "\n  n{}: {:?} t{} leader {:?} last {} commit {} applied {} durable {}{}",
                         h.id,
                         st.role,
                         st.term,
@@ -1430,7 +1404,12 @@ impl Cluster {
                         st.last_log,
                         st.commit,
                         h.kv.applied,
-                        h.durable.entries.len()
+                        h.durable.entries.len(),
+                        if st.recovering {
+                            " (recovering from lost data)"
+                        } else {
+                            ""
+                        }
                     ));
                 }
             }
@@ -1455,6 +1434,34 @@ impl Cluster {
             .all(|h| h.is_up() && h.kv.applied >= index)
     }
 
+    /// Liveness of recovery, once every node has applied up to `target`: a
+    /// node that lost data leaves recovery once it durably holds an entry
+    /// committed in a term newer than the one it restored, so if the entry
+    /// at `target` is of such a term, it must have. Returns how many nodes
+    /// are still recovering because no newer term has committed anything
+    /// (the leader of the term they restored still leads).
+    pub(crate) fn check_recovered(&self, target: Index) -> Result<usize, Fail> {
+        let mut waiting = 0;
+        for h in self.hosts.iter().filter(|h| h.amnesiac) {
+            let term = h.view.get(target.0 as usize - 1).map(|e| e.term);
+            if term.is_some_and(|t| t > h.lost_term) {
+                return fail(
+                    Check::Liveness,
+                    format!(
+                        "n{} lost data in term {} and has applied {target} of term {}, \
+                         committed in a newer term, but it is still recovering; nodes:{}",
+                        h.id,
+                        h.lost_term,
+                        term.unwrap_or_default(),
+                        self.describe_nodes()
+                    ),
+                );
+            }
+            waiting += 1;
+        }
+        Ok(waiting)
+    }
+
     /// Wraps a broken check into the report of this run.
     pub(crate) fn failure(
         &self,
@@ -1471,6 +1478,40 @@ impl Cluster {
             at_us: self.now,
             trace: self.trace.lines(),
         })
+    }
+}
+
+/// More events pending than any healthy run comes near (a few thousand at
+/// most): beyond it, the run is a message storm.
+const MAX_PENDING_EVENTS: usize = 200_000;
+
+/// The full invariant check of a node ([`Node::assert_invariants`]) is
+/// O(log length). In release builds (the soaks) it runs at every role
+/// change, and otherwise once per this many log entries' worth of events at
+/// the node (every event while the log is shorter), so that it costs about
+/// as much per event as a short log's check whatever the log's length.
+/// Debug builds of the node run it after every input already.
+const INVARIANT_ENTRIES_PER_EVENT: u64 = 8;
+
+/// Runs [`Node::assert_invariants`], reporting a broken invariant as a node
+/// panic that names the node.
+fn check_invariants(node: &Node) -> Result<(), Fail> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        node.assert_invariants();
+    }));
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            fail(
+                Check::NodePanic,
+                format!("n{}: invariant broken: {what}", node.id()),
+            )
+        }
     }
 }
 

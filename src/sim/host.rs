@@ -8,6 +8,9 @@
 //! cut: the buffer is lost (or, with torn writes, a prefix of it survives) and
 //! so is the state machine; a restart rebuilds both from the durable part.
 //!
+//! Storage may also lie (the `amnesia` fault): a crash can lose part of what
+//! was durable, see [`Durable::lose`].
+//!
 //! This module only holds state and pure disk operations; the host loop that
 //! drives them (and crashes in the middle of it) is in `cluster.rs`.
 
@@ -39,6 +42,17 @@ pub(crate) struct Durable {
     pub kv: Kv,
 }
 
+/// What a lying disk lost in a crash.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Loss {
+    /// The log from this index on.
+    Suffix(Index),
+    /// The whole log; the hard state survived.
+    Log,
+    /// Everything: log, hard state and state machine.
+    Wipe,
+}
+
 /// Truncates `log` at `at` and appends `entries`.
 pub(crate) fn write_log(log: &mut Vec<Entry>, at: Index, entries: &[Entry]) {
     log.truncate(at.0.saturating_sub(1) as usize);
@@ -46,6 +60,28 @@ pub(crate) fn write_log(log: &mut Vec<Entry>, at: Index, entries: &[Entry]) {
 }
 
 impl Durable {
+    /// Loses data, as a lying disk does. The state machine's snapshot goes
+    /// too (it may hold entries the log no longer has): the node replays
+    /// its log from the start.
+    pub fn lose(&mut self, loss: Loss) {
+        match loss {
+            Loss::Suffix(from) => self.entries.truncate(from.0.saturating_sub(1) as usize),
+            Loss::Log => self.entries.clear(),
+            Loss::Wipe => {
+                self.entries.clear();
+                self.hard_state = HardState::default();
+            }
+        }
+        self.kv = Kv::default();
+    }
+
+    /// The term a restart from this disk comes back in: the hard state's,
+    /// or a later one that a durable entry proves.
+    pub fn term(&self) -> Term {
+        let last = self.entries.last().map_or(Term(0), |e| e.term);
+        self.hard_state.term.max(last)
+    }
+
     /// Makes one write durable. Returns a description of a broken disk
     /// invariant (a term going back, a vote changed within a term).
     pub fn apply(&mut self, w: &Write) -> Result<(), String> {
@@ -170,6 +206,21 @@ pub(crate) struct Host {
     pub inbox: Vec<Request>,
     pub flush_scheduled: bool,
     pub seen: Seen,
+    /// Ticks given to the node in this life (its own clock, as the
+    /// CheckQuorum check counts it).
+    pub ticks: u64,
+    /// While the node leads with CheckQuorum: what it has heard, when.
+    pub watch: Option<super::check::LeaderWatch>,
+    /// The disk lost data in the last crash: the next restart says so.
+    pub lost_data: bool,
+    /// The node lost data and has not caught up since (down, or up and
+    /// `Status::recovering`).
+    pub amnesiac: bool,
+    /// The term the node restored at its last restart as an amnesiac: it
+    /// recovers with an entry committed in a newer term.
+    pub lost_term: Term,
+    /// Events left before the next full invariant check of the node.
+    pub invariant_countdown: u64,
 }
 
 impl Host {
@@ -202,6 +253,12 @@ impl Host {
                 commit: Index(0),
                 applied: Index(0),
             },
+            ticks: 0,
+            watch: None,
+            lost_data: false,
+            amnesiac: false,
+            lost_term: Term(0),
+            invariant_countdown: 0,
         }
     }
 
@@ -254,6 +311,8 @@ impl Host {
         self.confirmed_reads.clear();
         self.inbox.clear();
         self.flush_scheduled = false;
+        self.ticks = 0;
+        self.watch = None;
         Ok((kept, total - kept))
     }
 }

@@ -23,7 +23,11 @@
 //! persisting, after sending, after applying, after the fsync but before
 //! `advance`); slow fsyncs; nodes ticking at different rates. Half of the
 //! runs also have an operator who asks the leader to transfer leadership or
-//! tells a node to campaign now.
+//! tells a node to campaign now. Faults aimed at leases (fast restarts of
+//! the leader's followers, lease attacks that cut the leader off while
+//! clients read at it, tick rates at the drift bound of the lease, stalled
+//! host processes that catch up with `Input::Ticks`) and storage that lies
+//! (opted into: a crash may lose durable data) are described in `faults.rs`.
 //!
 //! Clients write keys through the log and read them either through the log
 //! (a proposed read command) or with `Input::ReadIndex` (with CheckQuorum,
@@ -46,9 +50,12 @@
 //! (Figure 3 of the Raft paper); per node, a term, commit index and applied
 //! index that never go back (across restarts, never below what was durable);
 //! committed entries handed out once, in order and only once durable; the
-//! node's log equal to what its Readies told the host to write. At the end:
-//! durability of acknowledged writes and linearizability of the history. See
-//! [`Check`].
+//! node's log equal to what its Readies told the host to write; no message of
+//! a term the node's disk does not hold; a CheckQuorum leader cut off from a
+//! majority stepping down in time; and, sampled, the node's own invariant
+//! check (`Node::assert_invariants`). At the end: a node that lost data has
+//! left recovery if a newer term committed what it applied, durability of
+//! acknowledged writes and linearizability of the history. See [`Check`].
 //!
 //! A failure is a [`Failure`]: its `Display` prints the seed, the options,
 //! the plan, the command that replays it, and a trace of the last events.
@@ -67,6 +74,7 @@
 mod check;
 mod client;
 mod cluster;
+mod faults;
 mod host;
 mod kv;
 pub mod linearizability;
@@ -107,11 +115,21 @@ pub struct FaultCounts {
     pub slow_fsyncs: u64,
     /// `ReportUnreachable` inputs given to nodes.
     pub unreachable_reports: u64,
+    /// Followers crashed and restarted within a tick (by the fast-restarts
+    /// fault or a lease attack).
+    pub fast_restarts: u64,
+    /// Lease attacks (the leader cut off, reads aimed at it).
+    pub lease_attacks: u64,
+    /// Stalls of a host's process.
+    pub stalls: u64,
+    /// Crashes in which the disk lost durable data.
+    pub data_losses: u64,
 }
 
 impl FaultCounts {
-    /// Faults injected: lost, duplicated and delayed messages, partitions,
-    /// crashes, torn writes and slow fsyncs.
+    /// Faults injected: lost, duplicated and delayed messages, partitions
+    /// (lease attacks included), crashes (fast restarts included), torn
+    /// writes, slow fsyncs, stalls and data losses.
     pub fn total(&self) -> u64 {
         self.lost
             + self.duplicated
@@ -120,6 +138,8 @@ impl FaultCounts {
             + self.crashes
             + self.torn_writes
             + self.slow_fsyncs
+            + self.stalls
+            + self.data_losses
     }
 
     /// Adds `other` to `self`.
@@ -134,6 +154,10 @@ impl FaultCounts {
         self.torn_writes += other.torn_writes;
         self.slow_fsyncs += other.slow_fsyncs;
         self.unreachable_reports += other.unreachable_reports;
+        self.fast_restarts += other.fast_restarts;
+        self.lease_attacks += other.lease_attacks;
+        self.stalls += other.stalls;
+        self.data_losses += other.data_losses;
     }
 }
 
@@ -167,6 +191,10 @@ pub struct RunStats {
     pub commit: u64,
     /// Keys whose linearizability search ran out of budget.
     pub undecided_keys: usize,
+    /// Nodes that lost data in the term of the leader that still leads at
+    /// the end, and so have not left recovery (the core ends recovery only
+    /// with an entry committed in a newer term than the one restored).
+    pub still_recovering: usize,
 }
 
 /// A broken check, with everything needed to understand and replay it.
@@ -226,6 +254,13 @@ impl std::error::Error for Failure {}
 /// a healed network, then the final checks. Returns what happened, or the
 /// first broken check.
 pub fn run(seed: u64, options: &Options) -> Result<RunStats, Box<Failure>> {
+    run_traced(seed, options).0
+}
+
+/// [`run`], also returning the last [`Options::trace_events`] events of the
+/// run whether it passed or not (a failure carries them too): to see what a
+/// passing seed did.
+pub fn run_traced(seed: u64, options: &Options) -> (Result<RunStats, Box<Failure>>, Vec<String>) {
     let plan = Plan::draw(seed, options);
     let mut cluster: Option<Box<Cluster>> = None;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -241,7 +276,10 @@ pub fn run(seed: u64, options: &Options) -> Result<RunStats, Box<Failure>> {
         }
     }));
     let fail = match outcome {
-        Ok(Ok(stats)) => return Ok(stats),
+        Ok(Ok(stats)) => {
+            let trace = cluster.map(|c| c.trace.lines()).unwrap_or_default();
+            return (Ok(stats), trace);
+        }
         Ok(Err(f)) => f,
         Err(panic) => {
             let what = panic
@@ -255,7 +293,7 @@ pub fn run(seed: u64, options: &Options) -> Result<RunStats, Box<Failure>> {
             }
         }
     };
-    Err(match cluster {
+    let failure = match cluster {
         Some(c) => c.failure(fail, seed, Some(options.clone())),
         None => Box::new(Failure {
             seed,
@@ -266,7 +304,9 @@ pub fn run(seed: u64, options: &Options) -> Result<RunStats, Box<Failure>> {
             at_us: 0,
             trace: Vec::new(),
         }),
-    })
+    };
+    let trace = failure.trace.clone();
+    (Err(failure), trace)
 }
 
 fn phases(c: &mut Cluster, options: &Options) -> Result<RunStats, Fail> {
@@ -305,6 +345,7 @@ fn phases(c: &mut Cluster, options: &Options) -> Result<RunStats, Fail> {
             ),
         );
     }
+    let still_recovering = c.check_recovered(target)?;
     // Let the clients finish what they started (their deadlines bound this).
     c.work.issuing = false;
     let bound = c.now + 400 * TICK_US;
@@ -312,6 +353,7 @@ fn phases(c: &mut Cluster, options: &Options) -> Result<RunStats, Fail> {
     c.work.close();
 
     // 3. Final checks.
+    c.check_all_invariants()?;
     c.check_durability()?;
     let report =
         linearizability::check_with_budget(&c.work.history, options.linearizability_budget)
@@ -335,5 +377,6 @@ fn phases(c: &mut Cluster, options: &Options) -> Result<RunStats, Fail> {
         ticks_to_commit: (committed_at - healed) / TICK_US,
         commit: c.max_commit().0,
         undecided_keys: report.undecided_keys.len(),
+        still_recovering,
     })
 }

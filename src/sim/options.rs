@@ -43,10 +43,34 @@ pub struct FaultSwitches {
     pub slow_fsync: bool,
     /// Nodes tick at different rates (up to ±10%).
     pub clock_skew: bool,
+    /// A follower of the leader crashes and restarts within a tick, while
+    /// the leader's lease still counts on what it promised before the crash.
+    pub fast_restarts: bool,
+    /// Lease attacks: the leader is cut off from everyone and, from that
+    /// moment, one client hammers it with reads while another writes through
+    /// the rest of the cluster; half of the time a majority of the followers
+    /// also restart at once and one of them is told to campaign.
+    pub lease_partitions: bool,
+    /// Nodes tick apart at exactly the drift the lease allows (see
+    /// [`Plan::draw`]); beyond it only with [`Options::drift_beyond_bound`].
+    pub drift_at_bound: bool,
+    /// A host's whole process pauses (no event handled) for a while; then
+    /// its host delivers every missed tick with `Input::Ticks` before it
+    /// steps anything that arrived meanwhile.
+    pub stalls: bool,
+    /// Storage lies: a crash may lose a suffix of the durable log or all of
+    /// it (and, with [`Options::wipe_hard_state`], the hard state too), and
+    /// the host restores the node with `Restored::lost_data`. Only a
+    /// minority at a time, and a node loses data again only once it has
+    /// caught up. Off in [`Options::default`] (storage that lies is an
+    /// assumption a run opts into: `--faults all` or a list naming
+    /// `amnesia`); when on, drawn for about one seed in four of the swarm
+    /// (of three nodes or more).
+    pub amnesia: bool,
 }
 
 impl FaultSwitches {
-    /// Every fault on.
+    /// Every fault on, lying storage included.
     pub const ALL: FaultSwitches = FaultSwitches {
         loss: true,
         duplication: true,
@@ -57,6 +81,11 @@ impl FaultSwitches {
         torn_writes: true,
         slow_fsync: true,
         clock_skew: true,
+        fast_restarts: true,
+        lease_partitions: true,
+        drift_at_bound: true,
+        stalls: true,
+        amnesia: true,
     };
 
     /// Every fault off: a perfect network and perfect disks.
@@ -70,9 +99,14 @@ impl FaultSwitches {
         torn_writes: false,
         slow_fsync: false,
         clock_skew: false,
+        fast_restarts: false,
+        lease_partitions: false,
+        drift_at_bound: false,
+        stalls: false,
+        amnesia: false,
     };
 
-    const NAMES: [&'static str; 9] = [
+    const NAMES: [&'static str; 14] = [
         "loss",
         "duplication",
         "reordering",
@@ -82,9 +116,14 @@ impl FaultSwitches {
         "torn-writes",
         "slow-fsync",
         "clock-skew",
+        "fast-restarts",
+        "lease-partitions",
+        "drift-at-bound",
+        "stalls",
+        "amnesia",
     ];
 
-    fn slots(&mut self) -> [&mut bool; 9] {
+    fn slots(&mut self) -> [&mut bool; 14] {
         [
             &mut self.loss,
             &mut self.duplication,
@@ -95,6 +134,11 @@ impl FaultSwitches {
             &mut self.torn_writes,
             &mut self.slow_fsync,
             &mut self.clock_skew,
+            &mut self.fast_restarts,
+            &mut self.lease_partitions,
+            &mut self.drift_at_bound,
+            &mut self.stalls,
+            &mut self.amnesia,
         ]
     }
 
@@ -172,6 +216,16 @@ pub struct Pins {
     pub pre_vote: Option<bool>,
     /// [`Config::check_quorum`].
     pub check_quorum: Option<bool>,
+    /// [`Config::lease_reads`]. `Some(true)` also turns CheckQuorum on (a
+    /// lease needs it) and makes every seed serve reads with
+    /// `Input::ReadIndex` (unless [`Options::read_index`] is off).
+    pub lease_reads: Option<bool>,
+    /// A fast network and disk ([`Plan::latency_us`] and [`Plan::fsync_us`]
+    /// of a few tens of microseconds, against ticks of a millisecond) for
+    /// every seed (`Some(true)`) or none (`Some(false)`); drawn for one seed
+    /// in four otherwise. An election then fits in a fraction of a tick,
+    /// which is what a lease that ends a little late needs to be caught.
+    pub fast_network: Option<bool>,
 }
 
 /// What a run may do. Build with `Options::default()` and adjust fields.
@@ -195,7 +249,7 @@ pub struct Options {
     /// Convergence bound, in ticks: after that write is acknowledged, every
     /// node must apply the log up to it within this many more ticks.
     pub convergence_ticks: u64,
-    /// The faults a run may inject.
+    /// The faults a run may inject: every one but `amnesia` by default.
     pub faults: FaultSwitches,
     /// Swarm testing: each enabled fault is on only for about half of the
     /// seeds. When false, every enabled fault is on in every run.
@@ -212,6 +266,19 @@ pub struct Options {
     pub trace_events: usize,
     /// Search steps per key for the linearizability check.
     pub linearizability_budget: u64,
+    /// With the `drift-at-bound` fault, nodes tick apart at twice the drift
+    /// the lease allows: a run that says the bound may be broken, to show
+    /// that the bound matters. A correct node can fail such a run.
+    pub drift_beyond_bound: bool,
+    /// With the `amnesia` fault, a data loss may also wipe the hard state
+    /// (term and vote). The core documents that it cannot make that safe (a
+    /// wiped node may vote twice in a term it forgot): a correct node can
+    /// fail such a run.
+    pub wipe_hard_state: bool,
+    /// A host that, after a stall, steps what arrived meanwhile before it
+    /// delivers the missed ticks: the mistake the docs of `Input::Ticks`
+    /// warn against, to show that the stall fault catches it.
+    pub ticks_after_backlog: bool,
 }
 
 impl Default for Options {
@@ -224,13 +291,20 @@ impl Default for Options {
             safety_ticks: 600,
             liveness_ticks: 1_000,
             convergence_ticks: 2_000,
-            faults: FaultSwitches::ALL,
+            // Storage that lies is opted into.
+            faults: FaultSwitches {
+                amnesia: false,
+                ..FaultSwitches::ALL
+            },
             swarm: true,
             bug: None,
             read_index: true,
             pins: Pins::default(),
             trace_events: 120,
             linearizability_budget: super::linearizability::DEFAULT_BUDGET_PER_KEY,
+            drift_beyond_bound: false,
+            wipe_hard_state: false,
+            ticks_after_backlog: false,
         }
     }
 }
@@ -288,6 +362,21 @@ impl Options {
         if let Some(v) = p.check_quorum {
             out.push(format!("--check-quorum {v}"));
         }
+        if let Some(v) = p.lease_reads {
+            out.push(format!("--lease-reads {v}"));
+        }
+        if let Some(v) = p.fast_network {
+            out.push(format!("--fast-network {v}"));
+        }
+        if self.drift_beyond_bound {
+            out.push("--drift-beyond-bound".into());
+        }
+        if self.wipe_hard_state {
+            out.push("--wipe-hard-state".into());
+        }
+        if self.ticks_after_backlog {
+            out.push("--ticks-after-backlog".into());
+        }
         if self.trace_events != d.trace_events {
             out.push(format!("--trace {}", self.trace_events));
         }
@@ -295,6 +384,19 @@ impl Options {
             out.push(format!("--lin-budget {}", self.linearizability_budget));
         }
         out.join(" ")
+    }
+
+    /// Whether an option flag of [`Options::to_args`] takes a value (a few
+    /// are switches on their own).
+    pub fn flag_takes_value(flag: &str) -> bool {
+        !matches!(
+            flag,
+            "--no-swarm"
+                | "--log-reads"
+                | "--drift-beyond-bound"
+                | "--wipe-hard-state"
+                | "--ticks-after-backlog"
+        )
     }
 
     /// Applies one flag of [`Options::to_args`] with its value. Returns
@@ -346,6 +448,11 @@ impl Options {
             }
             "--pre-vote" => self.pins.pre_vote = Some(boolean(flag, value)?),
             "--check-quorum" => self.pins.check_quorum = Some(boolean(flag, value)?),
+            "--lease-reads" => self.pins.lease_reads = Some(boolean(flag, value)?),
+            "--fast-network" => self.pins.fast_network = Some(boolean(flag, value)?),
+            "--drift-beyond-bound" => self.drift_beyond_bound = true,
+            "--wipe-hard-state" => self.wipe_hard_state = true,
+            "--ticks-after-backlog" => self.ticks_after_backlog = true,
             "--trace" => self.trace_events = num(flag, value)? as usize,
             "--lin-budget" => self.linearizability_budget = num(flag, value)?,
             "--bug" => {
@@ -421,6 +528,26 @@ pub struct Plan {
     /// Whether every message goes through [`crate::Codec`] (encoded, then
     /// decoded) on its way, as over a real network.
     pub wire: bool,
+    /// Mean ticks between fast restarts of one of the leader's followers
+    /// (crash, then restart within a tick); 0: none.
+    pub fast_restart_every_ticks: u64,
+    /// Mean ticks between lease attacks (the leader cut off, reads aimed at
+    /// it, writes through the others); 0: none.
+    pub lease_attack_every_ticks: u64,
+    /// Whether the tick rates in `tick_us` sit at the drift bound of the
+    /// lease (or beyond it, with [`Options::drift_beyond_bound`]).
+    pub drift_at_bound: bool,
+    /// Mean ticks between stalls of a host's process; 0: none.
+    pub stall_every_ticks: u64,
+    /// How long a stall lasts, in ticks.
+    pub stall_ticks: (u64, u64),
+    /// Per-mille of crashes that lose durable data; 0: storage never lies.
+    pub amnesia_per_mille: u32,
+    /// Whether a data loss may wipe the hard state too.
+    pub wipe_hard_state: bool,
+    /// Whether hosts deliver the ticks a stall missed after what arrived
+    /// meanwhile (a host bug, see [`Options::ticks_after_backlog`]).
+    pub ticks_after_backlog: bool,
 }
 
 impl Plan {
@@ -457,6 +584,14 @@ impl Plan {
             config,
             bug: None,
             wire: false,
+            fast_restart_every_ticks: 0,
+            lease_attack_every_ticks: 0,
+            drift_at_bound: false,
+            stall_every_ticks: 0,
+            stall_ticks: (0, 0),
+            amnesia_per_mille: 0,
+            wipe_hard_state: false,
+            ticks_after_backlog: false,
         }
     }
 
@@ -512,8 +647,19 @@ impl Plan {
         if let Some(v) = pins.check_quorum {
             config.check_quorum = v;
         }
-        let read_index = options.read_index && rng.coin();
-        if read_index && config.check_quorum && rng.coin() {
+        if pins.lease_reads == Some(true) {
+            config.check_quorum = true;
+        }
+        let mut read_index = options.read_index && rng.coin();
+        let lease = read_index && config.check_quorum && rng.coin();
+        let lease = match pins.lease_reads {
+            Some(pinned) => {
+                read_index |= pinned && options.read_index;
+                pinned && read_index
+            }
+            None => lease,
+        };
+        if lease {
             config.lease_reads = true;
             // A lease is safe while no follower's ticks outrun the leader's
             // by more than the margin over an election timeout: with tick
@@ -527,7 +673,7 @@ impl Plan {
         let room = u64::from(config.election_timeout_ticks_min) * TICK_US / 5;
         let hi = rng.range(room / 4, room);
         let latency_us = (rng.range(20, hi / 4), hi);
-        Plan {
+        let mut plan = Plan {
             nodes,
             clients,
             keys: options.keys.max(1),
@@ -552,7 +698,58 @@ impl Plan {
             bug: options.bug,
             // Drawn last: the draws above stay what they were for every seed.
             wire: rng.coin(),
+            fast_restart_every_ticks: 0,
+            lease_attack_every_ticks: 0,
+            drift_at_bound: false,
+            stall_every_ticks: 0,
+            stall_ticks: (0, 0),
+            amnesia_per_mille: 0,
+            wipe_hard_state: options.wipe_hard_state,
+            ticks_after_backlog: options.ticks_after_backlog,
+        };
+        // The lease faults, drawn after everything above so that each seed
+        // keeps the rest of its plan.
+        let mut on = |enabled: bool| enabled && (!options.swarm || rng.coin());
+        let fast_restarts = on(f.fast_restarts);
+        let lease_partitions = on(f.lease_partitions);
+        let drift = on(f.drift_at_bound);
+        let stalls = on(f.stalls);
+        // Lying storage is rarer: one seed in four of the swarm. A lone node
+        // that lost data has no one to catch up from, and two nodes have no
+        // minority to spare.
+        let amnesia = f.amnesia && nodes >= 3 && (!options.swarm || rng.below(4) == 0);
+        let p = &mut plan;
+        let max = u64::from(p.config.election_timeout_ticks_max);
+        if fast_restarts {
+            p.fast_restart_every_ticks = rng.range(15, 100);
         }
+        if lease_partitions {
+            p.lease_attack_every_ticks = rng.range(4 * max, 150);
+        }
+        if stalls {
+            p.stall_every_ticks = rng.range(20, 150);
+            p.stall_ticks = (1, rng.range(2, 3 * max));
+        }
+        if amnesia {
+            p.amnesia_per_mille = rng.range(100, 600) as u32;
+        }
+        let fast_network = rng.below(4) == 0;
+        if pins.fast_network.unwrap_or(fast_network) {
+            let hi = rng.range(40, 200);
+            p.latency_us = (rng.range(10, 40), hi);
+            p.fsync_us = (rng.range(10, 50), rng.range(50, 300));
+        }
+        if drift && nodes >= 2 {
+            p.drift_at_bound = true;
+            p.tick_us = drift_tick_us(&mut rng, &p.config, nodes, options.drift_beyond_bound);
+            // Raft's timing requirement in the fastest node's ticks: its
+            // election timeout is the shortest.
+            let fast = p.tick_us.iter().copied().min().unwrap_or(TICK_US);
+            let scale = |(lo, hi): (u64, u64)| (lo * fast / TICK_US, hi * fast / TICK_US);
+            p.latency_us = scale(p.latency_us);
+            p.fsync_us = scale(p.fsync_us);
+        }
+        plan
     }
 
     /// The number of faults kinds this plan switches on.
@@ -567,11 +764,44 @@ impl Plan {
             self.torn_writes,
             self.slow_fsync_per_mille > 0,
             self.tick_us.iter().any(|&t| t != TICK_US),
+            self.fast_restart_every_ticks > 0,
+            self.lease_attack_every_ticks > 0,
+            self.stall_every_ticks > 0,
+            self.amnesia_per_mille > 0,
         ]
         .iter()
         .filter(|b| **b)
         .count()
     }
+}
+
+/// Tick lengths at the drift bound of the lease: every node ticks either
+/// at a slow length or at the fast one, at least one of each.
+///
+/// The lease lasts `L = election_timeout_ticks_min - lease_drift_margin_ticks`
+/// of the leader's ticks, and the docs of `Config::lease_reads` allow any
+/// node to tick faster than the leader by at most the margin over that span:
+/// `min` ticks of the fast node in `L` of the slow one, `min * fast >= L *
+/// slow`. The fast length is the shortest that keeps it (rounded up).
+/// Beyond the bound, the fast node gains twice the margin instead.
+fn drift_tick_us(rng: &mut Rng, config: &Config, nodes: usize, beyond: bool) -> Vec<u64> {
+    let min = u64::from(config.election_timeout_ticks_min);
+    let margin = u64::from(config.lease_drift_margin_ticks);
+    let lease = min - margin;
+    let slow = rng.range(TICK_US, TICK_US * 11 / 10);
+    let fast = if beyond {
+        slow * lease / (min + margin)
+    } else {
+        (slow * lease).div_ceil(min)
+    };
+    let mut tick_us: Vec<u64> = (0..nodes)
+        .map(|_| if rng.coin() { slow } else { fast })
+        .collect();
+    let pos = rng.below(nodes as u64) as usize;
+    let other = (pos + 1 + rng.below(nodes as u64 - 1) as usize) % nodes;
+    tick_us[pos] = slow;
+    tick_us[other] = fast;
+    tick_us
 }
 
 #[cfg(test)]
@@ -595,17 +825,51 @@ mod tests {
         o.safety_ticks = 77;
         o.pins.max_entries_bytes_per_msg = Some(1);
         o.pins.check_quorum = Some(false);
+        o.pins.lease_reads = Some(true);
+        o.pins.fast_network = Some(false);
+        o.drift_beyond_bound = true;
+        o.wipe_hard_state = true;
+        o.ticks_after_backlog = true;
         let args = o.to_args();
         let mut back = Options::default();
         let words: Vec<&str> = args.split(' ').collect();
         let mut i = 0;
         while i < words.len() {
-            let takes_value = !matches!(words[i], "--no-swarm" | "--log-reads");
+            let takes_value = Options::flag_takes_value(words[i]);
             let value = takes_value.then(|| words[i + 1]);
             assert!(back.set_flag(words[i], value).unwrap(), "{}", words[i]);
             i += if takes_value { 2 } else { 1 };
         }
         assert_eq!(back, o, "{args}");
+    }
+
+    #[test]
+    fn drift_at_the_bound_keeps_the_lease_bound_and_beyond_breaks_it() {
+        let mut o = Options {
+            faults: FaultSwitches::parse("drift-at-bound").unwrap(),
+            swarm: false,
+            nodes_min: 2,
+            ..Options::default()
+        };
+        for beyond in [false, true] {
+            o.drift_beyond_bound = beyond;
+            for seed in 0..200 {
+                let p = Plan::draw(seed, &o);
+                let min = u64::from(p.config.election_timeout_ticks_min);
+                let lease = min - u64::from(p.config.lease_drift_margin_ticks);
+                let slow = *p.tick_us.iter().max().unwrap();
+                let fast = *p.tick_us.iter().min().unwrap();
+                // Over the leader's lease, the fast node's ticks.
+                let gained = (lease * slow) as f64 / fast as f64 - lease as f64;
+                let margin = f64::from(p.config.lease_drift_margin_ticks);
+                if beyond {
+                    assert!(gained > margin, "seed {seed}: {gained} ticks gained");
+                } else {
+                    assert!(min * fast >= lease * slow, "seed {seed}: {p:?}");
+                    assert!(gained > margin - 0.05, "seed {seed}: not at the bound");
+                }
+            }
+        }
     }
 
     #[test]

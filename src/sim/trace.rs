@@ -34,6 +34,7 @@ enum What {
     },
     AppendOk(Index),
     AppendReject(Index, LogId),
+    AppendBehind(LogId),
     Heartbeat(Index),
     HeartbeatResp,
     Other(String),
@@ -60,6 +61,9 @@ impl MsgSum {
             }
             Body::AppendEntriesResponse(AppendResponse::Reject { rejected, hint }) => {
                 What::AppendReject(*rejected, *hint)
+            }
+            Body::AppendEntriesResponse(AppendResponse::Behind { last }) => {
+                What::AppendBehind(*last)
             }
             Body::Heartbeat { commit, .. } => What::Heartbeat(*commit),
             Body::HeartbeatResponse { .. } => What::HeartbeatResp,
@@ -102,6 +106,7 @@ impl fmt::Display for MsgSum {
             }
             What::AppendOk(m) => write!(f, "AppendOk match={m}"),
             What::AppendReject(r, h) => write!(f, "AppendReject at={r} hint={h}"),
+            What::AppendBehind(l) => write!(f, "AppendBehind last={l}"),
             What::Heartbeat(c) => write!(f, "Heartbeat commit={c}"),
             What::HeartbeatResp => write!(f, "HeartbeatResponse"),
             What::Other(s) => f.write_str(s),
