@@ -4,7 +4,14 @@
 //!
 //! `cargo test --all-features --test bugs -- --nocapture` prints the table.
 //! Each hunt runs seeds 0, 1, 2, ... with options aimed at the bug (the
-//! faults and node settings that can expose it) until a run fails.
+//! faults and node settings that can expose it) until a run fails. For the
+//! bugs a specific check exists for, the hunt also asserts that this check
+//! is the one that fired.
+//!
+//! The last tests show the power of the lease faults on a correct node:
+//! clocks drifting beyond the bound the lease allows, and a host that steps
+//! what arrived during a stall before the ticks it missed, both give stale
+//! lease reads that the linearizability check rejects.
 
 use zaft::Bug;
 use zaft::sim::{BugInjection, BugTarget, Check, FaultSwitches, Options, run};
@@ -16,6 +23,20 @@ struct Hunt {
     budget: u64,
     /// Why the simulator cannot expose this bug, for the few it cannot.
     unreachable: Option<&'static str>,
+    /// The checks that may catch it (any, if empty).
+    caught_by: &'static [Check],
+}
+
+/// Lease reads on every seed, a network fast enough for an election to fit
+/// in a fraction of a tick, and the lease attack: the leader cut off while
+/// one client reads at it and another writes through the rest.
+fn lease_hunt(o: &mut Options, faults: &str) {
+    o.nodes_min = 3;
+    o.nodes_max = 5;
+    o.pins.lease_reads = Some(true);
+    o.pins.fast_network = Some(true);
+    o.faults = FaultSwitches::parse(faults).unwrap();
+    o.swarm = false;
 }
 
 fn options(bug: Bug, target: BugTarget) -> Options {
@@ -29,6 +50,7 @@ fn hunt(bug: Bug) -> Hunt {
     let mut o = options(bug, BugTarget::AllNodes);
     let mut budget = 300;
     let mut unreachable = None;
+    let mut caught_by: &'static [Check] = &[];
     match bug {
         Bug::VoteNotPersisted => {
             // Crash between sending a vote (or counting one's own) and its
@@ -80,6 +102,59 @@ fn hunt(bug: Bug) -> Hunt {
             o.faults = FaultSwitches::parse("partitions").unwrap();
             o.swarm = false;
         }
+        Bug::LeaseFromMaxTimeout => {
+            // The lease outlives the minimum election timeout: a new leader
+            // elected between the two serves writes the old one's reads miss.
+            lease_hunt(&mut o, "lease-partitions");
+            budget = 100;
+            caught_by = &[Check::Linearizability];
+        }
+        Bug::LeaseWithoutDriftMargin => {
+            // Without the margin the lease ends exactly when followers that
+            // tick faster (at the bound the margin allows) may vote again.
+            lease_hunt(&mut o, "lease-partitions,drift-at-bound");
+            budget = 100;
+            caught_by = &[Check::Linearizability];
+        }
+        Bug::VoteRightAfterRestart => {
+            // Followers that restart forget the leader they promised; the
+            // lease attack restarts a majority and a pushy operator makes
+            // one campaign at the first moment it may.
+            lease_hunt(&mut o, "lease-partitions,fast-restarts");
+            budget = 100;
+            caught_by = &[Check::Linearizability];
+        }
+        Bug::CheckQuorumNeverStepsDown => {
+            o.nodes_min = 3;
+            o.nodes_max = 5;
+            o.pins.check_quorum = Some(true);
+            o.faults = FaultSwitches::parse("partitions").unwrap();
+            o.swarm = false;
+            budget = 50;
+            caught_by = &[Check::CheckQuorum];
+        }
+        Bug::TermNotPersisted => {
+            o.nodes_min = 3;
+            o.nodes_max = 5;
+            budget = 50;
+            caught_by = &[Check::DurableTerm];
+        }
+        Bug::AmnesiacVotes => {
+            // A node that lost acknowledged entries votes for a candidate
+            // that lacks them.
+            o.nodes_min = 3;
+            o.nodes_max = 3;
+            o.faults = FaultSwitches::parse("crashes,amnesia,partitions").unwrap();
+            o.swarm = false;
+            budget = 100;
+            caught_by = &[
+                Check::ElectionSafety,
+                Check::LeaderCompleteness,
+                Check::StateMachineSafety,
+                Check::Linearizability,
+                Check::Durability,
+            ];
+        }
         Bug::CommitBeyondVerified => {
             budget = 200;
             unreachable = Some(
@@ -95,6 +170,7 @@ fn hunt(bug: Bug) -> Hunt {
         options: o,
         budget,
         unreachable,
+        caught_by,
     }
 }
 
@@ -155,6 +231,13 @@ fn the_simulator_finds_every_reachable_injected_bug() {
                 "{bug:?} was only seen as a node error: {}",
                 f.message
             );
+            assert!(
+                h.caught_by.is_empty() || h.caught_by.contains(&f.check),
+                "{bug:?} was caught by {}, not by one of {:?}: {}",
+                f.check,
+                h.caught_by,
+                f.message
+            );
             // The options print as flags that replay the failure.
             assert!(!h.options.to_args().is_empty());
         }
@@ -176,6 +259,56 @@ fn a_correct_node_passes_the_hunts() {
             if let Err(f) = run(seed, &o) {
                 panic!("without {bug:?}: {f}");
             }
+        }
+    }
+}
+
+/// The first seed below `budget` that fails, with its check.
+fn first_failure(o: &Options, budget: u64) -> Option<(u64, Check, String)> {
+    (0..budget).find_map(|seed| {
+        run(seed, o).err().map(|f| {
+            (
+                seed,
+                f.check,
+                f.message.lines().next().unwrap_or("").to_string(),
+            )
+        })
+    })
+}
+
+#[test]
+fn clocks_drifting_beyond_the_lease_bound_give_stale_reads() {
+    // A correct node: the drift fault within the bound passes (the hunts
+    // above, without their bug, and `tests/sim.rs`); twice beyond it, the
+    // lease outlives the followers' promise.
+    let mut o = options(Bug::VoteNotPersisted, BugTarget::AllNodes);
+    o.bug = None;
+    lease_hunt(&mut o, "lease-partitions,drift-at-bound");
+    o.drift_beyond_bound = true;
+    let found = first_failure(&o, 50);
+    println!("drift beyond the bound: {found:?}");
+    let (_, check, message) = found.expect("stale lease reads under drift beyond the bound");
+    assert_eq!(check, Check::Linearizability, "{message}");
+}
+
+#[test]
+fn a_host_that_steps_before_delivering_missed_ticks_gives_stale_reads() {
+    // The mistake the docs of `Input::Ticks` warn against: after a stall,
+    // the host steps a read that arrived meanwhile while the node's lease
+    // clock still stands where the stall froze it.
+    let mut o = options(Bug::VoteNotPersisted, BugTarget::AllNodes);
+    o.bug = None;
+    lease_hunt(&mut o, "stalls");
+    o.ticks_after_backlog = true;
+    let found = first_failure(&o, 50);
+    println!("missed ticks delivered last: {found:?}");
+    let (_, check, message) = found.expect("stale lease reads from a host that ticks late");
+    assert_eq!(check, Check::Linearizability, "{message}");
+    // The same runs with a host that follows the docs pass.
+    o.ticks_after_backlog = false;
+    for seed in 0..20 {
+        if let Err(f) = run(seed, &o) {
+            panic!("{f}");
         }
     }
 }

@@ -45,6 +45,45 @@ fn crash_heavy_runs_without_network_faults_keep_every_property() {
 }
 
 #[test]
+fn lease_attacks_stalls_fast_restarts_and_drift_at_the_bound_keep_every_property() {
+    // Every seed reads through leases and draws the lease faults; half of
+    // them on a network fast enough for an election within a tick.
+    let mut o = Options::default();
+    o.nodes_min = 3;
+    o.nodes_max = 5;
+    o.pins.lease_reads = Some(true);
+    o.faults =
+        FaultSwitches::parse("lease-partitions,fast-restarts,drift-at-bound,stalls,partitions")
+            .unwrap();
+    let mut attacks = 0;
+    let mut stalls = 0;
+    for seed in 3_000..3_100 {
+        let stats = run(seed, &o).unwrap_or_else(|f| panic!("{f}"));
+        attacks += stats.faults.lease_attacks;
+        stalls += stats.faults.stalls;
+    }
+    assert!(
+        attacks > 100 && stalls > 100,
+        "{attacks} attacks, {stalls} stalls"
+    );
+}
+
+#[test]
+fn nodes_that_lose_data_rejoin_safely_and_catch_up() {
+    let mut o = Options::default();
+    o.nodes_min = 3;
+    o.nodes_max = 5;
+    o.faults = FaultSwitches::parse("crashes,amnesia,partitions,loss,reordering").unwrap();
+    o.swarm = false;
+    let mut losses = 0;
+    for seed in 4_000..4_100 {
+        let stats = run(seed, &o).unwrap_or_else(|f| panic!("{f}"));
+        losses += stats.faults.data_losses;
+    }
+    assert!(losses > 100, "only {losses} data losses");
+}
+
+#[test]
 fn a_seed_replays_exactly() {
     let mut o = Options::default();
     o.safety_ticks = 200;
