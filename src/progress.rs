@@ -166,8 +166,16 @@ impl Progress {
                 if rejected != self.next_index.prev() {
                     return false;
                 }
-                let to = rejected.min(hint).next().max(self.match_index.next());
-                self.next_index = to;
+                let to = rejected.min(hint);
+                if to < self.match_index {
+                    // The answer to the outstanding probe says the follower
+                    // may match only below what it acknowledged: it lost
+                    // acknowledged entries. Probing on from the match would
+                    // ask the same question forever.
+                    self.forget_match(to);
+                    return true;
+                }
+                self.next_index = to.next().max(self.match_index.next());
                 self.probe_sent = false;
                 true
             }
@@ -240,6 +248,20 @@ mod tests {
         assert_eq!(p.next_index, Index(8));
         assert_eq!(p.inflight(), 0);
         assert!(!p.is_paused());
+    }
+
+    #[test]
+    fn a_probe_answered_below_the_match_forgets_the_match() {
+        let mut p = Progress::new(NodeId(2), Index(1), 4, u64::MAX);
+        p.maybe_update(Index(9));
+        p.become_probe();
+        assert_eq!(p.next_index, Index(10));
+        p.sent(Some(Index(12)), 10);
+        // The follower no longer holds 9: its log may match only up to 4.
+        assert!(p.maybe_decr_to(Index(9), Index(4)));
+        assert_eq!(p.match_index, Index(0));
+        assert_eq!(p.next_index, Index(5));
+        assert!(!p.is_paused(), "the next probe goes out at once");
     }
 
     #[test]
