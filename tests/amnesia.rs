@@ -107,12 +107,9 @@ fn a_wiped_follower_rejoins_when_its_host_says_it_lost_data() {
 
 // ---- amnesia does not vote ------------------------------------------------------
 
-/// Node 3 helped commit "x" with node 1, then lost it. Node 1 goes down; node
-/// 2, which never got "x", campaigns. Node 3's vote would elect it and "x"
-/// would be lost; node 3 refuses until a leader of a newer term has brought
-/// it up to date, so the cluster waits for node 1.
-#[test]
-fn an_amnesiac_vote_cannot_elect_a_leader_without_a_committed_entry() {
+/// Node 1 leads and commits "x" with node 3 while node 2 is cut off from
+/// it.
+fn x_committed_by_nodes_1_and_3() -> Cluster {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.tick_and_stabilize(1);
@@ -120,6 +117,16 @@ fn an_amnesiac_vote_cannot_elect_a_leader_without_a_committed_entry() {
     c.propose(1, "x");
     c.stabilize();
     c.tick_and_stabilize(1);
+    c
+}
+
+/// Node 3 helped commit "x" with node 1, then lost it. Node 1 goes down; node
+/// 2, which never got "x", campaigns. Node 3's vote would elect it and "x"
+/// would be lost; node 3 refuses until a leader of a newer term has brought
+/// it up to date, so the cluster waits for node 1.
+#[test]
+fn an_amnesiac_vote_cannot_elect_a_leader_without_a_committed_entry() {
+    let mut c = x_committed_by_nodes_1_and_3();
     assert!(c.has_applied(1, "x") && !c.has_applied(2, "x"));
     c.restart_damaged(3, |s| s.entries.truncate(1), false);
     assert!(c.node(3).status().recovering);
@@ -150,13 +157,7 @@ fn an_amnesiac_vote_cannot_elect_a_leader_without_a_committed_entry() {
 #[test]
 #[should_panic(expected = "two different entries committed at index")]
 fn without_the_rule_an_amnesiac_vote_loses_a_committed_entry() {
-    let mut c = Cluster::new(3);
-    c.elect(1);
-    c.tick_and_stabilize(1);
-    c.cut(1, 2);
-    c.propose(1, "x");
-    c.stabilize();
-    c.tick_and_stabilize(1);
+    let mut c = x_committed_by_nodes_1_and_3();
     c.restart_damaged(3, |s| s.entries.truncate(1), false);
     c.inject_bug(3, zaft::Bug::AmnesiacVotes);
     c.crash(1);

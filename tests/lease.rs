@@ -123,13 +123,12 @@ fn repro2_a_forced_campaign_is_refused_while_the_leader_is_heard() {
     assert_eq!(c.leader(), Some(2));
 }
 
-/// Reproduction 3, "the leader's process is paused": the others elect a new
-/// leader and commit "y" while node 1 is stopped. Its host then delivers the
-/// ticks it missed, as the docs require, before the read: no lease is left.
-#[test]
-fn repro3_a_paused_leader_that_catches_up_its_ticks_serves_no_stale_lease_read() {
+/// Node 1 leads with a lease; its process stops (it sends and hears
+/// nothing) for 30 ticks while the others elect a new leader and commit
+/// "y"; then its links work again, before its host has delivered anything.
+fn paused_leader_while_the_others_commit() -> Cluster {
     let mut c = leased(|_| {});
-    c.isolate(1); // stopped: it sends and hears nothing
+    c.isolate(1);
     for _ in 0..30 {
         c.tick(2);
         c.tick(3);
@@ -139,6 +138,15 @@ fn repro3_a_paused_leader_that_catches_up_its_ticks_serves_no_stale_lease_read()
     c.propose(new, "y");
     c.stabilize();
     c.heal();
+    c
+}
+
+/// Reproduction 3, "the leader's process is paused": the others elect a new
+/// leader and commit "y" while node 1 is stopped. Its host then delivers the
+/// ticks it missed, as the docs require, before the read: no lease is left.
+#[test]
+fn repro3_a_paused_leader_that_catches_up_its_ticks_serves_no_stale_lease_read() {
+    let mut c = paused_leader_while_the_others_commit();
     c.step(1, Input::Ticks(30));
     // Two CheckQuorum rounds without a majority: it is no longer leader.
     assert_eq!(
@@ -159,17 +167,7 @@ fn repro3_a_paused_leader_that_catches_up_its_ticks_serves_no_stale_lease_read()
 /// leader answers from a lease that no longer protects it.
 #[test]
 fn a_host_that_skips_missed_ticks_gets_a_stale_lease_read() {
-    let mut c = leased(|_| {});
-    c.isolate(1);
-    for _ in 0..30 {
-        c.tick(2);
-        c.tick(3);
-        c.stabilize();
-    }
-    let new = c.leader_other_than(1);
-    c.propose(new, "y");
-    c.stabilize();
-    c.heal();
+    let mut c = paused_leader_while_the_others_commit();
     c.tick(1); // the host's mistake: one tick for the whole pause
     c.step(1, Input::ReadIndex(3));
     let r = reads(&c, 1);
