@@ -98,7 +98,12 @@ pub struct Config {
     /// passed: after a stall, with [`crate::Input::Ticks`], before it steps
     /// anything else.
     pub lease_reads: bool,
-    /// The clock-drift allowance of lease reads, in ticks.
+    /// The allowance of lease reads for clocks and ticks, in ticks: at
+    /// least 1. A follower's promise is kept for `election_timeout_ticks_min`
+    /// of its ticks after it heard the leader, but its first tick may come
+    /// at once, so only `min - 1` tick lengths of real time are sure; the
+    /// rest of the margin covers how much faster than the leader's any
+    /// node's ticks may run over a lease.
     pub lease_drift_margin_ticks: u32,
     /// Whether a follower forwards proposals to the leader it knows. When
     /// off, a follower answers [`crate::Error::NotLeader`] with the leader
@@ -179,6 +184,9 @@ impl Config {
         if self.lease_reads && !self.check_quorum {
             return Err(ConfigError::LeaseWithoutCheckQuorum);
         }
+        if self.lease_reads && self.lease_drift_margin_ticks == 0 {
+            return Err(ConfigError::LeaseMarginTooShort);
+        }
         if self.lease_reads && self.lease_drift_margin_ticks >= self.election_timeout_ticks_min {
             return Err(ConfigError::LeaseMarginTooLong);
         }
@@ -236,5 +244,9 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         c.lease_drift_margin_ticks = 10;
         assert_eq!(c.validate(), Err(ConfigError::LeaseMarginTooLong));
+        c.lease_drift_margin_ticks = 0;
+        assert_eq!(c.validate(), Err(ConfigError::LeaseMarginTooShort));
+        c.lease_drift_margin_ticks = 1;
+        assert_eq!(c.validate(), Ok(()));
     }
 }

@@ -76,6 +76,9 @@ pub enum ConfigError {
     LeaseWithoutCheckQuorum,
     /// `lease_drift_margin_ticks` leaves no lease at all.
     LeaseMarginTooLong,
+    /// `lease_drift_margin_ticks` is 0: a follower's promise is sure for one
+    /// tick less than the lease would assume.
+    LeaseMarginTooShort,
 }
 
 /// A request refused for now: retry later, or elsewhere.
@@ -250,6 +253,11 @@ impl fmt::Display for ConfigError {
             ConfigError::LeaseMarginTooLong => write!(
                 f,
                 "lease_drift_margin_ticks must be below election_timeout_ticks_min"
+            ),
+            ConfigError::LeaseMarginTooShort => write!(
+                f,
+                "lease_drift_margin_ticks is 0; a follower's promise is sure for one tick less \
+                 than a lease of election_timeout_ticks_min: set it to 1 or more"
             ),
         }
     }
