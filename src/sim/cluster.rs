@@ -1502,11 +1502,7 @@ fn check_invariants(node: &Node) -> Result<(), Fail> {
     match outcome {
         Ok(()) => Ok(()),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+            let what = super::panic_message(panic.as_ref());
             fail(
                 Check::NodePanic,
                 format!("n{}: invariant broken: {what}", node.id()),

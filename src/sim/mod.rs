@@ -282,11 +282,7 @@ pub fn run_traced(seed: u64, options: &Options) -> (Result<RunStats, Box<Failure
         }
         Ok(Err(f)) => f,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+            let what = panic_message(panic.as_ref());
             Fail {
                 check: Check::NodePanic,
                 message: what,
@@ -379,4 +375,13 @@ fn phases(c: &mut Cluster, options: &Options) -> Result<RunStats, Fail> {
         undecided_keys: report.undecided_keys.len(),
         still_recovering,
     })
+}
+
+/// What a caught panic said.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
