@@ -73,8 +73,9 @@ pub enum DropReason {
     /// progress, or over the uncommitted-bytes budget).
     ProposalRefused,
     /// Contradicts the protocol: an attempt to overwrite a committed entry, a
-    /// second leader in one term, a commit index beyond the log. Only a faulty
-    /// peer (or a host that lost durable writes) sends it.
+    /// second leader in one term. Only a faulty peer (or a host that lost
+    /// durable writes) sends it. (A commit index beyond the follower's log is
+    /// not dropped: it is answered with `AppendResponse::Behind`.)
     Misbehaving,
 }
 
