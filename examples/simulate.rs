@@ -17,7 +17,9 @@
 //!   names: loss, duplication, reordering, delay-spikes, partitions, crashes,
 //!   torn-writes, slow-fsync, clock-skew, fast-restarts, lease-partitions,
 //!   drift-at-bound, stalls, amnesia), `--no-swarm`, `--log-reads`,
-//!   `--drift-beyond-bound`, `--bug NAME@all|one`, `--trace N`,
+//!   `--drift-beyond-bound`, `--bug NAME@all|one` (only in a build with the
+//!   injected bugs: `RUSTFLAGS="--cfg zaft_bugs" CARGO_TARGET_DIR=target/bugs
+//!   cargo run ...`; any other build refuses it), `--trace N`,
 //!   `--lin-budget N`, and node settings pinned for every seed:
 //!   `--max-entries-bytes N`, `--max-inflight N`, `--pre-vote true|false`,
 //!   `--check-quorum true|false`, `--lease-reads true|false`.

@@ -1,9 +1,16 @@
 //! Deliberate protocol bugs, for proving that the simulator finds them.
 //!
-//! Compiled only with the `sim` feature. A node runs correctly unless
-//! [`crate::Node::inject_bug`] is called; each bug is one classic Raft mistake.
+//! The enum exists with the `sim` feature, so that the simulator's options
+//! can name a bug; the protocol code can commit one only in a build with
+//! `RUSTFLAGS="--cfg zaft_bugs"` (the bug hunts of `tests/bugs.rs`), where
+//! `Node::inject_bug` switches it on. Every other build, `--all-features`
+//! included, has no injected bug in its protocol code.
 
-/// A classic Raft bug the node can be told to commit.
+/// A classic Raft bug a node built with `--cfg zaft_bugs` can be told to
+/// commit, each one a classic Raft mistake.
+///
+/// Without that cfg, a run that asks for one is refused (see
+/// [`Options::bug`](crate::sim::Options::bug)).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 #[non_exhaustive]
 pub enum Bug {

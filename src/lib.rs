@@ -149,8 +149,13 @@
 
 extern crate alloc;
 
-#[cfg(feature = "sim")]
+#[cfg(any(feature = "sim", zaft_bugs))]
 mod bugs;
+// The injected bugs are the simulator's: its `Bug` names them.
+#[cfg(all(zaft_bugs, not(feature = "sim")))]
+compile_error!(
+    "--cfg zaft_bugs needs the `sim` feature (the bug hunts: RUSTFLAGS=\"--cfg zaft_bugs\" CARGO_TARGET_DIR=target/bugs cargo test --all-features --test bugs)"
+);
 pub mod codec;
 mod config;
 mod entries;

@@ -332,7 +332,7 @@ impl Node {
         let entries = raft.log.take_unemitted();
         #[allow(unused_mut)]
         let mut term = raft.term;
-        #[cfg(feature = "sim")]
+        #[cfg(zaft_bugs)]
         if raft.bug == Some(crate::bugs::Bug::TermNotPersisted)
             && raft.vote.is_none()
             && self.emitted_hs.vote.is_none()
@@ -565,8 +565,10 @@ impl Node {
     }
 
     /// Makes this node commit a classic Raft bug from now on, so tests can
-    /// show the simulator catches it. Only with the `sim` feature.
-    #[cfg(feature = "sim")]
+    /// show the simulator catches it. Only in the bug hunts' builds
+    /// (`RUSTFLAGS="--cfg zaft_bugs"`, see `tests/bugs.rs`).
+    #[cfg(zaft_bugs)]
+    #[doc(hidden)]
     pub fn inject_bug(&mut self, bug: crate::bugs::Bug) {
         if bug == crate::bugs::Bug::ApplyTwiceAfterRestart {
             // Forget what the host said it applied: hand committed entries out again.

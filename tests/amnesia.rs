@@ -150,16 +150,17 @@ fn an_amnesiac_vote_cannot_elect_a_leader_without_a_committed_entry() {
     );
 }
 
-/// The same story with the rule switched off (simulator builds only): node
-/// 3's vote elects node 2, which overwrites "x" — the unsafe vote the rule
-/// prevents, caught by the harness's State Machine Safety check.
-#[cfg(feature = "sim")]
+/// The same story with the rule switched off (bug hunt builds only, see
+/// `tests/bugs.rs`): node 3's vote elects node 2, which overwrites "x" — the
+/// unsafe vote the rule prevents, caught by the harness's State Machine
+/// Safety check.
+#[cfg(zaft_bugs)]
 #[test]
 #[should_panic(expected = "two different entries committed at index")]
 fn without_the_rule_an_amnesiac_vote_loses_a_committed_entry() {
     let mut c = x_committed_by_nodes_1_and_3();
     c.restart_damaged(3, |s| s.entries.truncate(1), false);
-    c.inject_bug(3, zaft::Bug::AmnesiacVotes);
+    c.inject_bug(3, zaft::sim::Bug::AmnesiacVotes);
     c.crash(1);
     c.heal();
     c.run_until_leader(100);

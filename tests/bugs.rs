@@ -1,8 +1,17 @@
-//! Proof of power: every classic Raft bug of `zaft::Bug`, injected into the
-//! node, is caught by the simulator within a stated number of seeds, and the
-//! check that catches it is recorded.
+//! Proof of power: every classic Raft bug of `zaft::sim::Bug`, injected into
+//! the node, is caught by the simulator within a stated number of seeds, and
+//! the check that catches it is recorded.
 //!
-//! `cargo test --all-features --test bugs -- --nocapture` prints the table.
+//! The bugs are compiled into the protocol code only with the `zaft_bugs`
+//! cfg, never in an ordinary build (`--all-features` included), so these
+//! tests run only in a build that sets it, in a target directory of its own
+//! (the main build's cache stays as it is):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg zaft_bugs" CARGO_TARGET_DIR=target/bugs cargo test --all-features --test bugs
+//! ```
+//!
+//! With `-- --nocapture` it prints the table.
 //! Each hunt runs seeds 0, 1, 2, ... with options aimed at the bug (the
 //! faults and node settings that can expose it) until a run fails. For the
 //! bugs a specific check exists for, the hunt also asserts that this check
@@ -12,9 +21,9 @@
 //! clocks drifting beyond the bound the lease allows, and a host that steps
 //! what arrived during a stall before the ticks it missed, both give stale
 //! lease reads that the linearizability check rejects.
+#![cfg(zaft_bugs)]
 
-use zaft::Bug;
-use zaft::sim::{BugInjection, BugTarget, Check, FaultSwitches, Options, run};
+use zaft::sim::{Bug, BugInjection, BugTarget, Check, FaultSwitches, Options, run};
 
 /// How to hunt one bug.
 struct Hunt {
@@ -261,6 +270,26 @@ fn a_correct_node_passes_the_hunts() {
             }
         }
     }
+}
+
+#[test]
+fn a_failure_with_a_bug_replays_in_the_build_that_has_it() {
+    let mut o = options(Bug::VoteForOlderLog, BugTarget::AllNodes);
+    o.nodes_min = 3;
+    o.nodes_max = 5;
+    let failure = (0..200)
+        .find_map(|seed| run(seed, &o).err())
+        .expect("the injected bug is found");
+    let text = failure.to_string();
+    assert!(
+        text.contains(&format!(
+            "replay: RUSTFLAGS=\"--cfg zaft_bugs\" CARGO_TARGET_DIR=target/bugs \
+             cargo run --release --features sim --example simulate -- --seed {} ",
+            failure.seed
+        )),
+        "{text}"
+    );
+    assert!(text.contains("--bug VoteForOlderLog@all"), "{text}");
 }
 
 /// The first seed below `budget` that fails, with its check.

@@ -6,7 +6,6 @@
 //! --seeds 100000`.
 
 use zaft::sim::{Check, FaultSwitches, Options, run};
-use zaft::{Bug, sim};
 
 fn pass(options: &Options, seeds: std::ops::Range<u64>) -> u64 {
     let mut events = 0;
@@ -99,24 +98,29 @@ fn a_seed_replays_exactly() {
 
 #[test]
 fn a_failure_reports_its_seed_the_replay_command_and_a_trace() {
+    // A correct node run outside its contract: a host that steps what
+    // arrived during a stall before the ticks it missed (see tests/bugs.rs).
     let mut o = Options::default();
     o.nodes_min = 3;
     o.nodes_max = 5;
-    o.bug = Some(sim::BugInjection {
-        bug: Bug::VoteForOlderLog,
-        target: sim::BugTarget::AllNodes,
-    });
+    o.pins.lease_reads = Some(true);
+    o.pins.fast_network = Some(true);
+    o.faults = FaultSwitches::parse("lease-partitions,stalls").unwrap();
+    o.swarm = false;
+    o.ticks_after_backlog = true;
     let failure = (0..200)
         .find_map(|seed| run(seed, &o).err())
-        .expect("the injected bug is found");
+        .expect("the host's mistake is found");
     let text = failure.to_string();
     let seed = failure.seed;
     assert!(text.contains(&format!("(seed {seed})")), "{text}");
     assert!(
-        text.contains(&format!("--example simulate -- --seed {seed} ")),
+        text.contains(&format!(
+            "replay: cargo run --release --features sim --example simulate -- --seed {seed} "
+        )),
         "{text}"
     );
-    assert!(text.contains("--bug VoteForOlderLog@all"), "{text}");
+    assert!(text.contains("--ticks-after-backlog"), "{text}");
     assert!(failure.trace.len() > 10, "{text}");
     assert_ne!(failure.check, Check::NodeError, "{text}");
     // The seed replays to the same failure.
@@ -125,4 +129,26 @@ fn a_failure_reports_its_seed_the_replay_command_and_a_trace() {
         (again.check, again.message, again.at_us),
         (failure.check, failure.message, failure.at_us)
     );
+}
+
+/// The protocol code of an ordinary build (`--all-features` included) has
+/// no injected bugs: a run that asks for one is refused, never run without
+/// it. The hunts build them in with `--cfg zaft_bugs` (see tests/bugs.rs).
+#[cfg(not(zaft_bugs))]
+#[test]
+fn a_bug_asked_of_a_build_without_the_injected_bugs_is_refused() {
+    use zaft::sim::{Bug, BugInjection, BugTarget};
+    let mut o = Options::default();
+    let err = o
+        .set_flag("--bug", Some("VoteForOlderLog@all"))
+        .unwrap_err();
+    assert!(err.contains("RUSTFLAGS=\"--cfg zaft_bugs\""), "{err}");
+    assert_eq!(o.bug, None);
+    o.bug = Some(BugInjection {
+        bug: Bug::VoteForOlderLog,
+        target: BugTarget::AllNodes,
+    });
+    let panic = std::panic::catch_unwind(|| run(0, &o)).expect_err("refused");
+    let what = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(what.contains("RUSTFLAGS=\"--cfg zaft_bugs\""), "{what}");
 }

@@ -80,7 +80,8 @@ pub(crate) struct Raft {
     /// takes no part in elections until it durably holds an entry committed
     /// in a newer term (see `Restored::lost_data`).
     recovering: Option<Term>,
-    #[cfg(feature = "sim")]
+    /// The bug this node was told to commit (bug hunts only).
+    #[cfg(zaft_bugs)]
     pub bug: Option<crate::bugs::Bug>,
 }
 
@@ -115,12 +116,13 @@ macro_rules! ld {
 }
 pub(crate) use ld;
 
-/// Whether the node was told to commit `bug` (always false without `sim`).
+/// Whether the node was told to commit `bug`: always false except in the
+/// bug hunts' builds (`--cfg zaft_bugs`).
 macro_rules! bug {
     ($self:expr, $bug:ident) => {{
-        #[cfg(feature = "sim")]
+        #[cfg(zaft_bugs)]
         let on = $self.bug == Some(crate::bugs::Bug::$bug);
-        #[cfg(not(feature = "sim"))]
+        #[cfg(not(zaft_bugs))]
         let on = false;
         on
     }};
@@ -161,7 +163,7 @@ impl Raft {
             restarted: term > Term(0),
             transfer_ended: None,
             recovering: None,
-            #[cfg(feature = "sim")]
+            #[cfg(zaft_bugs)]
             bug: None,
             cfg,
         };

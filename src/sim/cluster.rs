@@ -16,7 +16,9 @@ use super::faults::Stall;
 use super::host::{CrashPoint, Host, Request, Seen, Write};
 use super::kv::{Applied, Command};
 use super::linearizability::Op;
-use super::options::{BugTarget, Plan, TICK_US};
+#[cfg(zaft_bugs)]
+use super::options::BugTarget;
+use super::options::{Plan, TICK_US, assert_bug_built_in};
 use super::rng::Rng;
 use super::trace::{MsgSum, Rec, Trace};
 use super::{Failure, RunStats};
@@ -146,7 +148,13 @@ impl Cluster {
     /// A cluster of `plan.nodes` nodes, all started from empty disks, ticking
     /// from time zero. The checks use `seed` only to name the run; all
     /// randomness of the run is drawn from it too.
+    ///
+    /// # Panics
+    ///
+    /// If `plan.bug` asks for a bug and this build has none (see
+    /// [`Options::bug`](super::Options::bug)).
     pub fn new(plan: Plan, seed: u64) -> Result<Cluster, Box<Failure>> {
+        assert_bug_built_in(plan.bug);
         Cluster::build(plan, seed, 200).map_err(|(c, f)| c.failure(f, seed, None))
     }
 
@@ -1087,6 +1095,8 @@ impl Cluster {
             applied: host.durable.kv.applied,
             lost_data: host.lost_data,
         };
+        // Mutable for the bug hunts' injection below.
+        #[cfg_attr(not(zaft_bugs), allow(unused_mut))]
         let mut node = match Node::new(cfg, restored) {
             Ok(node) => node,
             Err(e) => {
@@ -1096,6 +1106,7 @@ impl Cluster {
                 );
             }
         };
+        #[cfg(zaft_bugs)]
         if let Some(b) = self.plan.bug
             && (b.target == BugTarget::AllNodes || n == 0)
         {

@@ -60,6 +60,11 @@
 //! A failure is a [`Failure`]: its `Display` prints the seed, the options,
 //! the plan, the command that replays it, and a trace of the last events.
 //!
+//! To show that the checks have teeth, [`Options::bug`] makes the nodes
+//! commit a classic Raft [`Bug`]. The protocol code has those bugs only in a
+//! build with `RUSTFLAGS="--cfg zaft_bugs"` (the hunts of `tests/bugs.rs`);
+//! any other build refuses a run that asks for one.
+//!
 //! ```
 //! let mut options = zaft::sim::Options::default();
 //! options.nodes_max = 3;
@@ -85,12 +90,14 @@ mod trace;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub use crate::bugs::Bug;
 pub use check::Check;
 pub use cluster::Cluster;
 pub use options::{BugInjection, BugTarget, FaultSwitches, Options, Pins, Plan, TICK_US};
 pub use rng::Rng;
 
 use check::{Fail, fail};
+use options::{BUGS_BUILD, assert_bug_built_in};
 
 /// Faults injected during a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -230,9 +237,11 @@ impl fmt::Display for Failure {
         }
         if let Some(o) = &self.options {
             let args = o.to_args();
+            // A bug is only in the build that has the injected bugs.
+            let build = if o.bug.is_some() { BUGS_BUILD } else { "" };
             writeln!(
                 f,
-                "replay: cargo run --release --features sim --example simulate -- --seed {}{}{}",
+                "replay: {build}cargo run --release --features sim --example simulate -- --seed {}{}{}",
                 self.seed,
                 if args.is_empty() { "" } else { " " },
                 args
@@ -253,6 +262,11 @@ impl std::error::Error for Failure {}
 /// Runs the seed `seed`: a safety phase with faults, then a liveness phase on
 /// a healed network, then the final checks. Returns what happened, or the
 /// first broken check.
+///
+/// # Panics
+///
+/// If [`Options::bug`] asks for a bug and this build has none (it needs
+/// `RUSTFLAGS="--cfg zaft_bugs"`): the run would pass for the wrong reason.
 pub fn run(seed: u64, options: &Options) -> Result<RunStats, Box<Failure>> {
     run_traced(seed, options).0
 }
@@ -260,7 +274,12 @@ pub fn run(seed: u64, options: &Options) -> Result<RunStats, Box<Failure>> {
 /// [`run`], also returning the last [`Options::trace_events`] events of the
 /// run whether it passed or not (a failure carries them too): to see what a
 /// passing seed did.
+///
+/// # Panics
+///
+/// As [`run`].
 pub fn run_traced(seed: u64, options: &Options) -> (Result<RunStats, Box<Failure>>, Vec<String>) {
+    assert_bug_built_in(options.bug);
     let plan = Plan::draw(seed, options);
     let mut cluster: Option<Box<Cluster>> = None;
     let outcome = catch_unwind(AssertUnwindSafe(|| {

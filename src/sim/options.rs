@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::Bug;
+use crate::bugs::Bug;
 use crate::config::Config;
 use crate::types::NodeId;
 
@@ -184,6 +184,22 @@ impl fmt::Display for FaultSwitches {
     }
 }
 
+/// What a command that replays an injected bug starts with: the build that
+/// has the bugs, in a target directory of its own (it would otherwise
+/// rebuild the main one's every time the cfg changes).
+pub(crate) const BUGS_BUILD: &str = "RUSTFLAGS=\"--cfg zaft_bugs\" CARGO_TARGET_DIR=target/bugs ";
+
+/// Why a bug cannot be injected in a build without `--cfg zaft_bugs`.
+const NO_BUGS: &str = "this build has no injected bugs: build it with \
+    RUSTFLAGS=\"--cfg zaft_bugs\" (and CARGO_TARGET_DIR=target/bugs to keep the main build's cache), \
+    e.g. RUSTFLAGS=\"--cfg zaft_bugs\" CARGO_TARGET_DIR=target/bugs cargo run --release --features sim --example simulate -- ...";
+
+/// Panics if `bug` asks for a bug this build does not have: a run without
+/// it would pass for the wrong reason.
+pub(crate) fn assert_bug_built_in(bug: Option<BugInjection>) {
+    assert!(bug.is_none() || cfg!(zaft_bugs), "Options::bug: {NO_BUGS}");
+}
+
 /// Which nodes a bug is injected into.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum BugTarget {
@@ -193,8 +209,9 @@ pub enum BugTarget {
     OneNode,
 }
 
-/// A deliberate bug to inject (see [`crate::Bug`]), to show the simulator
-/// catches it.
+/// A deliberate bug to inject (see [`Bug`]), to show the simulator catches
+/// it. Only a build with `RUSTFLAGS="--cfg zaft_bugs"` has the bugs: any
+/// other refuses a run that asks for one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct BugInjection {
     /// The bug.
@@ -254,7 +271,10 @@ pub struct Options {
     /// Swarm testing: each enabled fault is on only for about half of the
     /// seeds. When false, every enabled fault is on in every run.
     pub swarm: bool,
-    /// A deliberate bug to inject.
+    /// A deliberate bug to inject. Only a build with
+    /// `RUSTFLAGS="--cfg zaft_bugs"` has them (`tests/bugs.rs` says how to
+    /// run the hunts); in any other, [`run`](super::run) panics if this is
+    /// set, rather than run without the bug.
     pub bug: Option<BugInjection>,
     /// Whether reads may use `Input::ReadIndex` (and, with CheckQuorum,
     /// lease reads): drawn per seed, half of the runs. When false every read
@@ -467,6 +487,9 @@ impl Options {
                     "one" => BugTarget::OneNode,
                     t => return Err(format!("--bug: target {t:?} is neither all nor one")),
                 };
+                if !cfg!(zaft_bugs) {
+                    return Err(format!("--bug {v}: {NO_BUGS}"));
+                }
                 self.bug = Some(BugInjection { bug: *bug, target });
             }
             _ => return Ok(false),
@@ -816,7 +839,8 @@ mod tests {
             nodes_max: 5,
             faults: FaultSwitches::parse("loss,crashes").unwrap(),
             swarm: false,
-            bug: Some(BugInjection {
+            // Only a build with the bugs takes `--bug`.
+            bug: cfg!(zaft_bugs).then_some(BugInjection {
                 bug: Bug::VoteForOlderLog,
                 target: BugTarget::OneNode,
             }),

@@ -838,9 +838,10 @@ impl Cluster {
         self.check_leader(id);
     }
 
-    /// Makes node `id` commit `bug` from now on (simulator builds only).
-    #[cfg(feature = "sim")]
-    pub fn inject_bug(&mut self, id: u64, bug: zaft::Bug) {
+    /// Makes node `id` commit `bug` from now on (bug hunt builds only:
+    /// `--cfg zaft_bugs`).
+    #[cfg(zaft_bugs)]
+    pub fn inject_bug(&mut self, id: u64, bug: zaft::sim::Bug) {
         self.host_mut(id)
             .node
             .as_mut()
