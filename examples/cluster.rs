@@ -190,6 +190,7 @@ fn main() {
         // The applied commands live in memory, lost with the crash: replay.
         applied: zaft::Index(0),
         lost_data: false,
+        conf_state: None,
     };
     let host = cluster.host(first);
     host.node = Node::new(config, restored).expect("restorable");

@@ -15,7 +15,14 @@ use crate::types::NodeId;
 pub struct Config {
     /// This node's id. Never `NodeId(0)`.
     pub id: NodeId,
-    /// Every voting member of the cluster, this node included.
+    /// The founding voters of a brand-new cluster, this node included: the
+    /// configuration the node assumes while neither
+    /// [`crate::Restored::conf_state`] nor a membership entry of its log says
+    /// otherwise. Give every founding member the same list. Leave it empty
+    /// on a node that joins a running cluster (or restarts after it joined):
+    /// such a node learns its configuration from the leader's log and does
+    /// not campaign before it is a voter of it. See the crate docs,
+    /// "Membership changes".
     pub voters: Vec<NodeId>,
     /// The shortest election timeout. A follower that hears nothing from a
     /// leader for a random number of ticks in
@@ -105,6 +112,11 @@ pub struct Config {
     /// rest of the margin covers how much faster than the leader's any
     /// node's ticks may run over a lease.
     pub lease_drift_margin_ticks: u32,
+    /// Whether a leader that is not a voter of the configuration in force
+    /// (it proposed its own removal or demotion) steps down once that
+    /// configuration commits. On by default; when off it goes on leading a
+    /// cluster it is not part of until it loses leadership otherwise.
+    pub step_down_on_removal: bool,
     /// Whether a follower forwards proposals to the leader it knows. When
     /// off, a follower answers [`crate::Error::NotLeader`] with the leader
     /// hint. Forwarded proposals have no `(term, index)` at the follower:
@@ -134,6 +146,7 @@ impl Config {
             lease_reads: false,
             lease_drift_margin_ticks: 2,
             forward_proposals: true,
+            step_down_on_removal: true,
         }
     }
 
@@ -142,7 +155,7 @@ impl Config {
         if self.id == NodeId(0) {
             return Err(ConfigError::ZeroId);
         }
-        if self.voters.is_empty() || self.voters.contains(&NodeId(0)) {
+        if self.voters.contains(&NodeId(0)) {
             return Err(ConfigError::BadVoters);
         }
         for (i, v) in self.voters.iter().enumerate() {
@@ -150,7 +163,7 @@ impl Config {
                 return Err(ConfigError::BadVoters);
             }
         }
-        if !self.voters.contains(&self.id) {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return Err(ConfigError::SelfNotVoter);
         }
         if self.election_timeout_ticks_min < 2
@@ -219,6 +232,9 @@ mod tests {
         let mut c = ok();
         c.voters = vec![NodeId(2)];
         assert_eq!(c.validate(), Err(ConfigError::SelfNotVoter));
+        // A joining node knows no voters yet.
+        c.voters = vec![];
+        assert_eq!(c.validate(), Ok(()));
         let mut c = ok();
         c.heartbeat_interval_ticks = 10;
         assert_eq!(c.validate(), Err(ConfigError::HeartbeatTooLong));

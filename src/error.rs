@@ -9,6 +9,7 @@
 
 use core::fmt;
 
+use crate::membership::MembershipError;
 use crate::types::{Index, NodeId};
 
 /// Why a call was refused. When a call returns an `Error` the node is
@@ -30,6 +31,9 @@ pub enum Error {
     Config(ConfigError),
     /// The state handed to [`crate::Node::new`] does not hold together.
     Restore(RestoreError),
+    /// A membership change (or a campaign) the configuration in force does
+    /// not allow.
+    Membership(MembershipError),
 }
 
 /// A broken call contract: the caller's bug.
@@ -62,9 +66,9 @@ pub enum Misuse {
 pub enum ConfigError {
     /// `id` is `NodeId(0)`, which is reserved.
     ZeroId,
-    /// `voters` is empty, or contains `NodeId(0)` or a duplicate.
+    /// `voters` contains `NodeId(0)` or a duplicate.
     BadVoters,
-    /// `voters` does not contain this node's own id.
+    /// `voters` is not empty and does not contain this node's own id.
     SelfNotVoter,
     /// The heartbeat interval is zero or not shorter than the minimum election timeout.
     HeartbeatTooLong,
@@ -139,8 +143,12 @@ pub enum RestoreError {
         /// The last index of the restored log.
         last: Index,
     },
-    /// The hard state's vote is not a voter of the configuration.
-    UnknownVote(NodeId),
+    /// The restored configuration, or the membership entry at `at`, does
+    /// not hold together (see [`crate::ConfState`]).
+    BadMembership {
+        /// The index of the entry (0: `Restored::conf_state`).
+        at: Index,
+    },
     /// The node lost data (see [`crate::Restored::lost_data`]) and is the
     /// only voter: there is no one to catch up from.
     LostDataWithoutPeers,
@@ -165,6 +173,7 @@ impl fmt::Display for Error {
             Error::Misuse(m) => fmt::Display::fmt(m, f),
             Error::Config(c) => write!(f, "invalid config: {c}"),
             Error::Restore(r) => write!(f, "invalid restored state: {r}"),
+            Error::Membership(m) => write!(f, "membership: {m}"),
         }
     }
 }
@@ -232,11 +241,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::ZeroId => write!(f, "id is 0, which is reserved: number nodes from 1"),
-            ConfigError::BadVoters => write!(
+            ConfigError::BadVoters => write!(f, "voters must not contain 0 or a duplicate"),
+            ConfigError::SelfNotVoter => write!(
                 f,
-                "voters must be non-empty, without 0 and without duplicates"
+                "voters must include this node's own id (leave voters empty on a node that joins a running cluster)"
             ),
-            ConfigError::SelfNotVoter => write!(f, "voters must include this node's own id"),
             ConfigError::HeartbeatTooLong => write!(
                 f,
                 "heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks_min (10x shorter is usual)"
@@ -274,9 +283,10 @@ impl fmt::Display for RestoreError {
                 f,
                 "applied index {applied} is beyond the last restored entry {last}: apply only entries the Ready handed out as committed"
             ),
-            RestoreError::UnknownVote(n) => {
-                write!(f, "the hard state votes for {n}, which is not a voter")
-            }
+            RestoreError::BadMembership { at } => write!(
+                f,
+                "the configuration restored at index {at} is not valid: restore the log and conf_state the node handed out"
+            ),
             RestoreError::LostDataWithoutPeers => write!(
                 f,
                 "this node lost data and is the only voter, so nothing can bring it back: \
@@ -304,6 +314,12 @@ impl From<Misuse> for Error {
 impl From<ConfigError> for Error {
     fn from(c: ConfigError) -> Self {
         Error::Config(c)
+    }
+}
+
+impl From<MembershipError> for Error {
+    fn from(m: MembershipError) -> Self {
+        Error::Membership(m)
     }
 }
 

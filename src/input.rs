@@ -89,4 +89,16 @@ pub enum Input {
     /// queue overflowed). The leader stops streaming to it optimistically and
     /// probes it instead.
     ReportUnreachable(NodeId),
+    /// Proposes a membership change (leader only). It goes into the log as
+    /// an entry of kind [`crate::EntryKind::Membership`] and is in force on
+    /// each node as soon as the entry is in its log; the Ready's
+    /// `proposed` gives its `(term, index)` and [`crate::Ready::conf_state`]
+    /// reports each configuration a node takes in. Refused (with
+    /// [`crate::MembershipError`]) while another change is uncommitted,
+    /// before the leader has committed an entry of its own term, during a
+    /// joint configuration, and when the change itself is invalid.
+    ChangeMembership(crate::MembershipChange),
+    /// Leaves the joint configuration in force (leader only): needed only
+    /// after a change made with [`crate::Transition::JointExplicit`].
+    LeaveJoint,
 }

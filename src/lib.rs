@@ -58,6 +58,37 @@
 //! ending below the restored commit index is noticed without it). The
 //! leader notices a follower whose log went backwards and catches it up.
 //!
+//! # Membership changes
+//!
+//! The configuration ([`ConfState`]: voters, learners, and while a joint
+//! configuration is in force the outgoing voters) lives in the log. A leader
+//! proposes a change with [`Input::ChangeMembership`]: a single voter added
+//! or removed, or learners added, is a simple change; several voters at
+//! once go through a joint configuration (thesis §4.3) that the leader
+//! leaves on its own, or when the host says ([`Input::LeaveJoint`], after
+//! [`Transition::JointExplicit`]). A configuration is in force on a node
+//! from the moment its entry is in the node's log, committed or not, and
+//! [`Ready::conf_state`] reports it then; the argument for why that is safe
+//! (one change at a time, a leader first commits an entry of its own term)
+//! is on [`MembershipChange`].
+//!
+//! - **A brand-new cluster**: every founding member gets the same
+//!   [`Config::voters`] and an empty [`Restored`].
+//! - **A node that joins**: start it with empty `Config::voters` and an
+//!   empty `Restored`; it waits, never campaigning. Then, at the leader,
+//!   add it as a learner ([`MembershipChange::add_learner`]), let it catch
+//!   up ([`Node::progress`] shows its match index), and promote it
+//!   ([`MembershipChange::add_voter`]). It learns every configuration from
+//!   the leader's log.
+//! - **Replacing a machine**: add the new node (learner, then voter), then
+//!   remove the old one ([`MembershipChange::remove`]); or both at once in
+//!   one joint change. A leader that removes itself steps down once the
+//!   removal commits ([`Config::step_down_on_removal`]).
+//! - **Restarts** need nothing more than the log: the node recomputes its
+//!   configuration from [`Restored::conf_state`] (the configuration before
+//!   the first restored entry; `None` for `Config::voters`) and the
+//!   membership entries of [`Restored::entries`].
+//!
 //! # Example: three nodes in one process
 //!
 //! Three nodes, a perfect in-memory network and in-memory storage; node 1
@@ -162,6 +193,7 @@ mod entries;
 mod error;
 mod input;
 mod log;
+mod membership;
 mod message;
 mod node;
 mod outbox;
@@ -188,6 +220,9 @@ pub use config::Config;
 pub use entries::Entries;
 pub use error::{Busy, ConfigError, Error, Misuse, RestoreError};
 pub use input::Input;
+pub use membership::{
+    ConfChange, ConfState, MembershipChange, MembershipEntry, MembershipError, Transition,
+};
 pub use message::{AppendResponse, Body, Entry, EntryKind, HardState, Message};
 pub use node::{Node, Restored};
 pub use ready::{

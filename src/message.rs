@@ -13,7 +13,7 @@ use crate::types::{Index, LogId, NodeId, Term};
 
 /// What an entry carries.
 ///
-/// New kinds will be added (configuration changes among them). A host that
+/// New kinds will be added (snapshot markers among them). A host that
 /// meets a committed entry of a kind it does not know must not skip it
 /// silently: its state machine would diverge from the nodes that do know
 /// it. Stop applying and report the node as needing an upgrade.
@@ -26,6 +26,12 @@ pub enum EntryKind {
     /// §8): it lets entries of earlier terms commit without waiting for a client
     /// write. Its `data` is empty; the host skips it when applying.
     Noop,
+    /// A configuration change: `data` is a [`crate::MembershipEntry`]
+    /// (decode it with [`crate::MembershipEntry::decode`]). The node takes
+    /// the configuration in when the entry reaches its log; the host needs
+    /// it only for its own bookkeeping (a new member's address, say) and
+    /// otherwise skips it when applying.
+    Membership,
 }
 
 /// One log entry.

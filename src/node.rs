@@ -15,7 +15,8 @@ use crate::entries::Entries;
 use crate::error::{Error, Misuse, RestoreError};
 use crate::input::Input;
 use crate::log::RaftLog;
-use crate::message::{Entry, HardState};
+use crate::membership::{ConfLog, ConfState, MembershipEntry};
+use crate::message::{Entry, EntryKind, HardState};
 use crate::raft::Raft;
 use crate::ready::{Parts, Ready, ReadyId, SoftState};
 use crate::status::{PeerProgress, Status};
@@ -29,6 +30,11 @@ pub struct Restored {
     pub hard_state: HardState,
     /// The durable log, contiguous from index 1.
     pub entries: Vec<Entry>,
+    /// The configuration in force before the first of `entries`; `None`
+    /// for the founding voters of [`Config::voters`]. The membership entries
+    /// of `entries` are taken in on top of it, so a host that keeps its log
+    /// need not persist configurations separately.
+    pub conf_state: Option<ConfState>,
     /// The highest index the state machine has applied. Committed entries
     /// above it are handed out again; none at or below it are.
     pub applied: Index,
@@ -113,6 +119,7 @@ impl Node {
         let Restored {
             hard_state,
             entries,
+            conf_state,
             applied,
             lost_data,
         } = restored;
@@ -131,13 +138,23 @@ impl Node {
             }
             .into());
         }
-        if let Some(v) = hard_state.vote
-            && !config.voters.contains(&v)
-        {
-            return Err(RestoreError::UnknownVote(v).into());
+        let base = match conf_state {
+            Some(c) => {
+                c.check()
+                    .map_err(|_| RestoreError::BadMembership { at: Index(0) })?;
+                c
+            }
+            None => ConfState::new(config.voters.iter().copied()),
+        };
+        let mut confs = ConfLog::new(Index(0), base);
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Membership) {
+            let m = MembershipEntry::decode(&e.data)
+                .map_err(|_| RestoreError::BadMembership { at: e.index })?;
+            confs.push(e.index, m.conf);
         }
         let lost_data = lost_data || hard_state.commit > last.index;
-        if lost_data && config.voters.len() == 1 {
+        let current = confs.current();
+        if lost_data && current.voters.len() == 1 && current.is_voter(config.id) {
             return Err(RestoreError::LostDataWithoutPeers.into());
         }
         // Entries durable without their hard state: the term they prove.
@@ -150,7 +167,8 @@ impl Node {
         // safety: clamp it to what survived.
         let commit = hard_state.commit.max(applied).min(last.index);
         let log = RaftLog::restore(entries, commit, applied);
-        let mut raft = Raft::new(config, term, vote, log);
+        confs.compact(commit);
+        let mut raft = Raft::new(config, term, vote, log, confs);
         if lost_data {
             raft.start_recovery();
         }
@@ -200,6 +218,8 @@ impl Node {
             Input::AbortTransfer => self.raft.abort_transfer()?,
             Input::StepDown => self.raft.step_down()?,
             Input::ForgetLeader => self.raft.forget_leader()?,
+            Input::ChangeMembership(change) => self.raft.propose_membership(change)?,
+            Input::LeaveJoint => self.raft.leave_joint()?,
         }
         self.raft.maybe_end_recovery();
         Ok(self.build_ready())
@@ -381,6 +401,9 @@ impl Node {
             self.emitted_ss = ss;
         }
         parts.transfer_ended = raft.transfer_ended.take();
+        if core::mem::take(&mut raft.conf_changed) {
+            parts.conf_state = Some(raft.confs.current().clone());
+        }
         parts.must_sync = vote_changed || !entries.is_empty();
         parts.entries = entries;
         parts.hard_state = hard_state;
@@ -410,6 +433,7 @@ impl Node {
             && r.read_states.is_empty()
             && r.proposed.is_none()
             && r.transfer_ended.is_none()
+            && !r.conf_changed
             && r.role == self.emitted_ss.role
             && r.leader == self.emitted_ss.leader
             && r.log.is_quiet()
@@ -547,6 +571,7 @@ impl Node {
             progress: self.progress().collect(),
             dropped: r.dropped,
             recovering: r.is_recovering(),
+            conf_state: r.confs.current().clone(),
         }
     }
 
@@ -576,6 +601,12 @@ impl Node {
             self.raft.log.applied = Index(0);
         }
         self.raft.bug = Some(bug);
+    }
+
+    /// The configuration in force: the last one in this node's log (see
+    /// [`crate::ConfState`] and the crate docs, "Membership changes").
+    pub fn conf_state(&self) -> &ConfState {
+        self.raft.confs.current()
     }
 
     /// The node leadership is being transferred to, while a transfer runs.

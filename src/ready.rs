@@ -129,6 +129,7 @@ pub(crate) struct Parts {
     pub read_states: Vec<ReadState>,
     pub soft_state: Option<SoftState>,
     pub transfer_ended: Option<TransferEnded>,
+    pub conf_state: Option<crate::membership::ConfState>,
     pub must_sync: bool,
 }
 
@@ -144,6 +145,7 @@ impl Parts {
         self.read_states.clear();
         self.soft_state = None;
         self.transfer_ended = None;
+        self.conf_state = None;
         self.must_sync = false;
     }
 
@@ -157,6 +159,7 @@ impl Parts {
             && self.read_states.is_empty()
             && self.soft_state.is_none()
             && self.transfer_ended.is_none()
+            && self.conf_state.is_none()
     }
 }
 
@@ -235,6 +238,18 @@ impl Ready {
     #[inline]
     pub fn soft_state(&self) -> Option<SoftState> {
         self.parts.as_ref().and_then(|p| p.soft_state)
+    }
+
+    /// The configuration in force, when it changed with this Ready: a
+    /// membership entry reached the log, or a truncation removed one. It is
+    /// already in force (its entry is among [`Ready::entries`] of this or an
+    /// earlier Ready); the host updates whom it sends to and may persist it
+    /// alongside the log, but need not: a restart recomputes it from
+    /// [`crate::Restored::conf_state`] and the membership entries of the
+    /// restored log.
+    #[inline]
+    pub fn conf_state(&self) -> Option<&crate::membership::ConfState> {
+        self.parts.as_ref().and_then(|p| p.conf_state.as_ref())
     }
 
     /// A leadership transfer that ended with this Ready, and how.
@@ -363,6 +378,7 @@ mod tests {
                 to: NodeId(2),
                 outcome: TransferOutcome::Aborted,
             }),
+            conf_state: Some(crate::ConfState::new([NodeId(1)])),
             must_sync: true,
         };
         p.clear();

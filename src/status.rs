@@ -159,4 +159,6 @@ pub struct Status {
     /// restored commit index) and has not caught up yet: it refuses votes
     /// and pre-votes and does not campaign.
     pub recovering: bool,
+    /// The configuration in force.
+    pub conf_state: crate::membership::ConfState,
 }

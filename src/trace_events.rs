@@ -35,7 +35,7 @@
 //! | [`election_won`](ELECTION_WON) | INFO | `kind`, `granted`, `rejected`, `voters` | a majority granted: a won pre-vote is followed by `election_started` with `kind = "vote"`, a won vote by `role_changed` to `Leader`. `granted` includes the node's own vote |
 //! | [`election_lost`](ELECTION_LOST) | INFO | `kind`, `reason`, `granted`, `rejected`, `new_term`, `leader?` | a (pre-)candidate gives up. `reason`: `"rejected"` (a majority refused), `"newer_term"` (a message of the newer term `new_term` arrived), `"leader_elected"` (the leader of its term, `leader`, was heard). `granted` and `rejected`: the answers counted so far. A candidate whose timeout fires again emits `election_started` instead |
 //! | [`vote_ignored`](VOTE_IGNORED) | INFO | `from`, `kind`, `candidate_term`, `leader?` | leader stickiness: a (pre-)vote request of a newer term is dropped, unanswered, because this node hears a leader (with `check_quorum`, or any pre-vote). `message_dropped` with `LeaderAlive` follows |
-//! | [`campaign_refused`](CAMPAIGN_REFUSED) | INFO | `reason`, `leader?` | `Input::Campaign` was refused: `"leader_alive"` (CheckQuorum: the leader is heard) or `"recovering"` (the node lost data) |
+//! | [`campaign_refused`](CAMPAIGN_REFUSED) | INFO | `reason`, `leader?` | `Input::Campaign` was refused: `"leader_alive"` (CheckQuorum: the leader is heard), `"recovering"` (the node lost data) or `"not_a_voter"` (a learner, a removed node, or one that has not joined yet) |
 //! | [`term_changed`](TERM_CHANGED) | INFO | `from_term` | the node enters a newer term (`term`): it campaigns, or heard of the term |
 //! | [`role_changed`](ROLE_CHANGED) | INFO | `role`, `from_role`, `leader?` | the node's role changes (`term` is the term of the new role; `leader` when it becomes a follower of a known leader) |
 //! | [`check_quorum_step_down`](CHECK_QUORUM_STEP_DOWN) | WARN | `active`, `voters` | a leader heard from only `active` of `voters` voters (itself included) within an election timeout and steps down; `role_changed` follows |
@@ -57,6 +57,12 @@
 //! | [`transfer_started`](TRANSFER_STARTED) | INFO | `to`, `match_index`, `last_index` | the leader starts handing leadership to `to`, whose log matches up to `match_index` of its `last_index` |
 //! | [`transfer_timeout_now_sent`](TRANSFER_TIMEOUT_NOW_SENT) | INFO | `to` | `to` has caught up and is told to campaign at once (TimeoutNow); its `election_started` has `reason = "transfer"` |
 //! | [`transfer_ended`](TRANSFER_ENDED) | INFO | `to`, `outcome` | the transfer to `to` is over, as [`Ready::transfer_ended`](crate::Ready::transfer_ended) reports it; `outcome` is the [`TransferOutcome`](crate::TransferOutcome) (`"Succeeded"`, `"TimedOut"`, `"Aborted"`, `"LeadershipLost"`) |
+//!
+//! # Membership
+//!
+//! | event | level | fields | when |
+//! |---|---|---|---|
+//! | [`membership_changed`](MEMBERSHIP_CHANGED) | INFO | `index`, `voters`, `voters_outgoing`, `learners`, `removed` | the configuration in force changed: the entry at `index` reached the log (or a truncation went back to the one at `index`). Counts of voters, outgoing voters (non-zero while joint) and learners; `removed` is true when this node is not a voter of it |
 //!
 //! # Lost data
 //!
@@ -100,6 +106,8 @@ pub const TRANSFER_STARTED: &str = "transfer_started";
 pub const TRANSFER_TIMEOUT_NOW_SENT: &str = "transfer_timeout_now_sent";
 /// `"transfer_ended"`: a leadership transfer is over, with its outcome.
 pub const TRANSFER_ENDED: &str = "transfer_ended";
+/// `"membership_changed"`: the configuration in force changed.
+pub const MEMBERSHIP_CHANGED: &str = "membership_changed";
 /// `"recovery_started"`: the node lost data and stays out of elections.
 pub const RECOVERY_STARTED: &str = "recovery_started";
 /// `"recovery_ended"`: the node has caught up after losing data.
@@ -164,6 +172,10 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     (TRANSFER_STARTED, &["to", "match_index", "last_index"]),
     (TRANSFER_TIMEOUT_NOW_SENT, &["to"]),
     (TRANSFER_ENDED, &["to", "outcome"]),
+    (
+        MEMBERSHIP_CHANGED,
+        &["index", "voters", "voters_outgoing", "learners", "removed"],
+    ),
     (RECOVERY_STARTED, &["last_index", "commit"]),
     (RECOVERY_ENDED, &["commit", "restored_term"]),
 ];

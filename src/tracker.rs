@@ -11,25 +11,29 @@
 
 use alloc::vec::Vec;
 
+use crate::membership::ConfState;
 use crate::quorum::Quorum;
 use crate::types::NodeId;
 
-/// The members: the voters and, while a joint configuration is in force,
-/// the outgoing voters (empty otherwise).
+/// The members of the configuration in force: the voters, the outgoing
+/// voters while a joint configuration is in force (empty otherwise), and
+/// every member once in table order (voters, outgoing voters, learners).
 ///
-/// Invariant: no id twice within a set; `ids()` lists each member once.
+/// Invariant: no id twice within a set; `members` lists each member once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Membership {
     voters: Vec<NodeId>,
     outgoing: Vec<NodeId>,
+    members: Vec<NodeId>,
 }
 
 impl Membership {
-    /// A single (non-joint) configuration of `voters`.
-    pub fn new(voters: Vec<NodeId>) -> Membership {
+    /// The members of `conf`.
+    pub fn new(conf: &ConfState) -> Membership {
         Membership {
-            voters,
-            outgoing: Vec::new(),
+            voters: conf.voters.clone(),
+            outgoing: conf.voters_outgoing.clone(),
+            members: conf.members().collect(),
         }
     }
 
@@ -49,32 +53,32 @@ impl Membership {
     }
 
     /// Whether `id` votes in either configuration.
+    #[inline]
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.voters.contains(&id) || self.outgoing.contains(&id)
     }
 
-    /// Every member once: the voters, then outgoing voters not among them.
+    /// Every member once, in table order.
     pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.voters.iter().copied().chain(
-            self.outgoing
-                .iter()
-                .copied()
-                .filter(|id| !self.voters.contains(id)),
-        )
+        self.members.iter().copied()
     }
 
     /// How many members there are.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.ids().count()
+        self.members.len()
     }
 
-    /// The place of `id` in `ids()` order, if it is a member.
+    /// The place of `id` in table order, if it is a member.
     #[inline]
     pub fn position(&self, id: NodeId) -> Option<usize> {
-        if let Some(p) = self.voters.iter().position(|&v| v == id) {
-            return Some(p);
-        }
-        self.ids().position(|m| m == id)
+        self.members.iter().position(|&m| m == id)
+    }
+
+    /// The member at place `i` of table order.
+    #[inline]
+    pub fn at(&self, i: usize) -> NodeId {
+        self.members[i]
     }
 }
 
@@ -85,15 +89,22 @@ mod tests {
 
     #[test]
     fn members_are_listed_once_and_found_by_id() {
-        let mut m = Membership::new(vec![NodeId(1), NodeId(2), NodeId(3)]);
-        m.outgoing = vec![NodeId(3), NodeId(4)];
+        let m = Membership::new(&ConfState {
+            voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+            voters_outgoing: vec![NodeId(3), NodeId(4)],
+            learners: vec![NodeId(6)],
+            learners_next: vec![NodeId(4)],
+            auto_leave: true,
+        });
         let ids: Vec<NodeId> = m.ids().collect();
-        assert_eq!(ids, [1, 2, 3, 4].map(NodeId));
-        assert_eq!(m.len(), 4);
+        assert_eq!(ids, [1, 2, 3, 4, 6].map(NodeId));
+        assert_eq!(m.len(), 5);
         assert_eq!(m.position(NodeId(4)), Some(3));
         assert_eq!(m.position(NodeId(3)), Some(2));
+        assert_eq!(m.position(NodeId(6)), Some(4));
         assert_eq!(m.position(NodeId(5)), None);
-        assert!(m.is_voter(NodeId(4)) && !m.is_voter(NodeId(5)));
+        assert_eq!(m.at(4), NodeId(6));
+        assert!(m.is_voter(NodeId(4)) && !m.is_voter(NodeId(5)) && !m.is_voter(NodeId(6)));
         assert_eq!(m.voter_count(), 3);
     }
 }

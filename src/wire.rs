@@ -52,6 +52,7 @@ mod append {
 mod kind {
     pub const NORMAL: u32 = 0;
     pub const NOOP: u32 = 1;
+    pub const MEMBERSHIP: u32 = 2;
 }
 
 const BODY_NAMES: &[&str] = &[
@@ -70,7 +71,7 @@ const BODY_NAMES: &[&str] = &[
     "ReadIndexResponse",
 ];
 const APPEND_NAMES: &[&str] = &["Success", "Reject", "Behind"];
-const KIND_NAMES: &[&str] = &["Normal", "Noop"];
+const KIND_NAMES: &[&str] = &["Normal", "Noop", "Membership"];
 
 /// Writes variant `tag` of `Body` with `fields`.
 fn nv<S: Serializer, T: Serialize>(s: S, tag: u32, fields: &T) -> Result<S::Ok, S::Error> {
@@ -246,6 +247,7 @@ impl Serialize for EntryKind {
         let tag = match self {
             EntryKind::Normal => kind::NORMAL,
             EntryKind::Noop => kind::NOOP,
+            EntryKind::Membership => kind::MEMBERSHIP,
         };
         s.serialize_unit_variant("EntryKind", tag, KIND_NAMES[tag as usize])
     }
@@ -271,6 +273,7 @@ impl<'de> Visitor<'de> for KindVisitor {
         let k = match tag {
             kind::NORMAL => EntryKind::Normal,
             kind::NOOP => EntryKind::Noop,
+            kind::MEMBERSHIP => EntryKind::Membership,
             t => return Err(unknown::<A::Error>("entry kind", t)),
         };
         v.unit_variant()?;

@@ -256,6 +256,7 @@ fn a_lone_node_that_lost_data_is_refused_at_restore() {
         entries: log_of(&[1, 1]),
         applied: Index(0),
         lost_data: false,
+        conf_state: None,
     };
     assert_eq!(
         Node::new(cfg, r).unwrap_err(),

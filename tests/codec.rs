@@ -84,6 +84,18 @@ fn every_kind() -> Vec<Message> {
             ctx: 2,
             index: None,
         },
+        Body::AppendEntries {
+            prev: lid(1, 1),
+            entries: vec![entry(
+                1,
+                2,
+                EntryKind::Membership,
+                // A MembershipEntry: no change, voters [1].
+                &[1, 0, 1, 1, 0, 0, 0, 0],
+            )]
+            .into(),
+            commit: Index(1),
+        },
     ];
     bodies
         .into_iter()
@@ -122,7 +134,15 @@ const GOLDEN: &[&str] = &[
     "12ffffffffffffffffff01e884010bf8ffffffffffffffff01",
     "13ffffffffffffffffff01d08c010c01012a",
     "14ffffffffffffffffff01b894010c0200",
+    "15ffffffffffffffffff01a09c010401010101020208010001010000000001",
 ];
+
+#[test]
+fn the_membership_entry_in_the_golden_messages_decodes() {
+    let e = zaft::MembershipEntry::decode(&[1, 0, 1, 1, 0, 0, 0, 0]).unwrap();
+    assert_eq!(e.conf, zaft::ConfState::new([NodeId(1)]));
+    assert_eq!(e.change, None);
+}
 
 #[test]
 fn the_encoding_of_every_message_kind_is_pinned() {
@@ -432,16 +452,16 @@ fn arb_entry(num: BoxedStrategy<u64>) -> impl Strategy<Value = Entry> {
     (
         num.clone(),
         num,
-        any::<bool>(),
+        0u8..3,
         proptest::collection::vec(any::<u8>(), 0..40),
     )
-        .prop_map(|(term, index, noop, data)| Entry {
+        .prop_map(|(term, index, kind, data)| Entry {
             term: Term(term),
             index: Index(index),
-            kind: if noop {
-                EntryKind::Noop
-            } else {
-                EntryKind::Normal
+            kind: match kind {
+                0 => EntryKind::Normal,
+                1 => EntryKind::Noop,
+                _ => EntryKind::Membership,
             },
             data: data.into(),
         })
@@ -646,6 +666,7 @@ fn node_in_role(role: u8, tweak: impl Fn(&mut Config)) -> Node {
         entries: log_of(&[1, 1, 2]),
         applied: Index(0),
         lost_data: false,
+        conf_state: None,
     };
     let mut n = Node::new(cfg, restored).unwrap();
     if role >= 1 {

@@ -521,6 +521,7 @@ fn restart_hands_out_only_committed_entries_above_applied() {
         entries: log_of(&[1, 1, 1, 1, 1, 1]),
         applied: Index(applied),
         lost_data: false,
+        conf_state: None,
     };
     let cfg = Config::new(nid(1), [nid(1), nid(2), nid(3)]);
     let mut n = Node::new(cfg.clone(), restored(3)).unwrap();

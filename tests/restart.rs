@@ -631,6 +631,7 @@ fn hard_state_outliving_its_entries_never_commits_the_old_entry() {
         entries: old,
         applied: Index(0),
         lost_data: false,
+        conf_state: None,
     };
     let mut restarted = Node::new(Config::new(NodeId(2), voters), disk).unwrap();
     let after_restart = restarted.step(Input::Tick).unwrap();

@@ -368,3 +368,31 @@ fn an_aborted_transfer_reports_its_outcome() {
         "the isolated target is behind: it is never told to campaign"
     );
 }
+
+/// A membership change is reported where it comes into force: at the
+/// leader when it appends the entry, at a follower when the entry arrives.
+#[test]
+fn a_membership_change_reports_the_configuration_in_force() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let events = events_of(|| {
+        c.step(
+            1,
+            Input::ChangeMembership(zaft::MembershipChange::remove(nid(3))),
+        );
+        c.stabilize();
+    });
+    for id in [1, 2] {
+        let e = find(&events, id, ev::MEMBERSHIP_CHANGED);
+        assert_eq!(e.level, Level::INFO);
+        assert_eq!(e.u64("index"), 2);
+        assert_eq!((e.u64("voters"), e.u64("voters_outgoing")), (2, 0));
+        assert_eq!(e.u64("learners"), 0);
+        assert_eq!(e.text("removed"), "false");
+    }
+    let third = events
+        .iter()
+        .filter(|r| r.node() == 3 && r.event() == ev::MEMBERSHIP_CHANGED)
+        .count();
+    assert_eq!(third, 0, "the leader stopped sending to the removed node");
+}

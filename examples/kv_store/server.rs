@@ -287,6 +287,7 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         entries: rec.entries,
         applied: Index(0),
         lost_data,
+        conf_state: None,
     };
     let node = Node::new(config, restored).map_err(|e| format!("cannot start: {e}"))?;
     let recovering = node.status().recovering;

@@ -61,8 +61,10 @@ impl Raft {
     pub(super) fn tick_election(&mut self) -> bool {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.randomized_timeout {
-            if self.is_recovering() {
-                // No election until caught up; the leader may be gone.
+            if self.is_recovering() || !self.conf.is_voter(self.id) {
+                // No election until caught up (or by a node that is not a
+                // voter: a learner, a removed node, one that has not joined
+                // yet); the leader may be gone.
                 self.election_elapsed = 0;
                 self.leader = None;
                 return true;
@@ -76,7 +78,7 @@ impl Raft {
     /// The election timeout fired or the host asked for an election: a
     /// pre-vote round first if PreVote is on, else a real election.
     pub fn start_election(&mut self, cause: Cause) {
-        if self.role == Role::Leader {
+        if self.role == Role::Leader || !self.conf.is_voter(self.id) {
             return;
         }
         if self.cfg.pre_vote {
@@ -132,7 +134,7 @@ impl Raft {
         self.votes = vec![None; self.conf.len()];
         for i in 0..self.votes.len() {
             let to = self.member_at(i);
-            if to != self.id {
+            if to != self.id && self.conf.is_voter(to) {
                 self.send_in_term(to, term, request.clone());
             }
         }
@@ -232,6 +234,7 @@ impl Raft {
             confirmed_round: 0,
             round_wanted: false,
             lease_forfeited: false,
+            lease_floor: 0,
         }));
         // §5.4.2 and §8: a leader cannot count replicas of earlier terms'
         // entries, so it commits an entry of its own term at once.
@@ -257,8 +260,7 @@ impl Raft {
             Role::PreCandidate => true,
             _ => return,
         };
-        if own {
-            let me = self.own_pos();
+        if own && let Some(me) = self.own_pos() {
             self.votes[me] = Some(true);
         }
         let votes = &self.votes;
@@ -353,8 +355,9 @@ impl Raft {
         if self.role == Role::Leader {
             return self.drop_msg(DropReason::Misbehaving);
         }
-        if self.is_recovering() {
-            // The leader believes our log is complete; it is not.
+        if self.is_recovering() || !self.conf.is_voter(self.id) {
+            // The leader believes our log is complete (or that we vote);
+            // it is not so.
             return self.drop_msg(DropReason::Stale);
         }
         self.campaign(Cause::Transfer);

@@ -6,10 +6,12 @@
 //! by [`crate::Node`], which also owns the Ready bookkeeping.
 //!
 //! Split by concern: `election.rs` (timeouts, votes, pre-votes, role
-//! changes), `replication.rs` (appends, heartbeats, commitment, proposals) and
-//! `read.rs` (read index, leases, leadership transfer).
+//! changes), `replication.rs` (appends, heartbeats, commitment, proposals),
+//! `read.rs` (read index, leases, leadership transfer) and `membership.rs`
+//! (configuration changes).
 
 mod election;
+mod membership;
 mod read;
 mod replication;
 
@@ -19,6 +21,7 @@ use alloc::vec::Vec;
 use crate::config::Config;
 use crate::error::{Busy, Error};
 use crate::log::RaftLog;
+use crate::membership::ConfLog;
 use crate::message::{Body, Message};
 use crate::outbox::Outbox;
 use crate::progress::Progress;
@@ -43,9 +46,14 @@ pub(crate) struct Raft {
     pub role: Role,
     pub id: NodeId,
     pub cfg: Config,
-    /// The members, this node included; every quorum question goes through
-    /// `conf.quorum()`.
+    /// The members of the configuration in force (`confs.current()`);
+    /// every quorum question goes through `conf.quorum()`.
     pub conf: Membership,
+    /// The configurations of the log: the one in force and those a
+    /// truncation can go back to.
+    pub confs: ConfLog,
+    /// The configuration in force changed since the last Ready.
+    pub conf_changed: bool,
     pub term: Term,
     pub vote: Option<NodeId>,
     pub leader: Option<NodeId>,
@@ -88,9 +96,9 @@ pub(crate) struct Raft {
 /// The state of one leadership.
 #[derive(Debug)]
 pub(crate) struct LeaderState {
-    /// One per member in `conf.ids()` order, this node included: its match
-    /// index is what its host has made durable, its round the latest it
-    /// started, and it is always active.
+    /// One per member in `conf.ids()` order, this node included if it is a
+    /// member: its match index is what its host has made durable, its round
+    /// the latest it started, and it is always active.
     pub progress: Vec<Progress>,
     /// Bytes of own-term entries above the commit index.
     pub uncommitted_bytes: u64,
@@ -104,6 +112,10 @@ pub(crate) struct LeaderState {
     /// This leadership sent a TimeoutNow: the target may win an election
     /// that ignores leader stickiness at any moment, so no lease holds.
     pub lease_forfeited: bool,
+    /// The first heartbeat round that may give a lease: rounds started
+    /// before the configuration last changed were confirmed by another
+    /// configuration's majority.
+    pub lease_floor: u64,
 }
 
 /// The leader state; only called where the role is known to be leader.
@@ -130,9 +142,15 @@ macro_rules! bug {
 pub(crate) use bug;
 
 impl Raft {
-    pub fn new(cfg: Config, term: Term, vote: Option<NodeId>, log: RaftLog) -> Raft {
+    pub fn new(
+        cfg: Config,
+        term: Term,
+        vote: Option<NodeId>,
+        log: RaftLog,
+        confs: ConfLog,
+    ) -> Raft {
         let id = cfg.id;
-        let conf = Membership::new(cfg.voters.clone());
+        let conf = Membership::new(confs.current());
         // The id goes through the generator's mixer first. A plain multiple
         // of the generator's own increment made node k's stream node 1's
         // shifted by k - 1 draws: two nodes one draw apart then drew the
@@ -141,6 +159,8 @@ impl Raft {
         let mut r = Raft {
             id,
             conf,
+            confs,
+            conf_changed: false,
             term,
             vote,
             role: Role::Follower,
@@ -179,16 +199,15 @@ impl Raft {
         self.conf.position(id)
     }
 
-    /// This node's place in the per-member tables.
-    pub(crate) fn own_pos(&self) -> usize {
-        self.conf
-            .position(self.id)
-            .expect("config validation keeps this node a member")
+    /// This node's place in the per-member tables, if it is a member.
+    #[inline]
+    pub(crate) fn own_pos(&self) -> Option<usize> {
+        self.conf.position(self.id)
     }
 
     /// The member at place `i` of the per-member tables.
     pub(crate) fn member_at(&self, i: usize) -> NodeId {
-        self.conf.ids().nth(i).unwrap_or(self.id)
+        self.conf.at(i)
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: Body) {
@@ -253,6 +272,10 @@ impl Raft {
     pub fn campaign_now(&mut self) -> Result<(), Error> {
         if self.role == Role::Leader {
             return Ok(());
+        }
+        if !self.conf.is_voter(self.id) {
+            emit!(INFO, CAMPAIGN_REFUSED, self, reason = "not_a_voter");
+            return Err(crate::membership::MembershipError::NotAVoter.into());
         }
         if self.is_recovering() {
             emit!(INFO, CAMPAIGN_REFUSED, self, reason = "recovering");
@@ -397,9 +420,25 @@ impl Raft {
         if m.to != self.id {
             return self.drop_msg(DropReason::WrongRecipient);
         }
-        let Some(from_pos) = self.peer_pos(m.from) else {
+        if m.from == self.id || m.from == NodeId(0) {
             return self.drop_msg(DropReason::UnknownSender);
-        };
+        }
+        // Requests are taken from anyone: a leader or a candidate may be a
+        // member of a configuration this node has not learnt yet (a node
+        // that joins knows no one). Answers are taken only from members, as
+        // they fill the per-member tables.
+        let from_pos = self.peer_pos(m.from);
+        let is_answer = matches!(
+            m.body,
+            Body::RequestVoteResponse { .. }
+                | Body::PreVoteResponse { .. }
+                | Body::AppendEntriesResponse(_)
+                | Body::HeartbeatResponse { .. }
+        );
+        if is_answer && from_pos.is_none() {
+            return self.drop_msg(DropReason::UnknownSender);
+        }
+        let from_pos = from_pos.unwrap_or(usize::MAX);
         if m.term > self.term && self.role == Role::Leader && bug!(self, LeaderIgnoresHigherTerm) {
             return self.drop_msg(DropReason::StaleTerm);
         }
@@ -515,7 +554,10 @@ impl Raft {
     pub fn on_persisted(&mut self) {
         let role = self.role;
         match role {
-            Role::Leader if self.maybe_commit() => self.broadcast_commit(),
+            Role::Leader if self.maybe_commit() => {
+                self.broadcast_commit();
+                self.after_commit();
+            }
             Role::Candidate => self.tally(),
             _ => {}
         }
@@ -543,17 +585,29 @@ impl Raft {
             !self.is_recovering() || self.role == Role::Follower,
             "a node that lost data takes part in an election"
         );
+        assert!(
+            matches!(self.role, Role::Follower | Role::Leader) || self.conf.is_voter(self.id),
+            "a node that is not a voter campaigns"
+        );
+        assert!(
+            self.confs.current_index() <= self.log.last_index(),
+            "a configuration beyond the log"
+        );
         match self.role {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.id));
                 assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
                 let ld = self.lead.as_deref().expect("a leader has leader state");
                 assert_eq!(ld.progress.len(), self.conf.len());
-                let own = &ld.progress[self.own_pos()];
-                assert!(
-                    own.match_index <= self.log.stable,
-                    "own match beyond durable"
-                );
+                if let Some(me) = self.own_pos() {
+                    assert!(
+                        ld.progress[me].match_index <= self.log.stable,
+                        "own match beyond durable"
+                    );
+                }
+                for (i, p) in ld.progress.iter().enumerate() {
+                    assert_eq!(p.id, self.conf.at(i), "progress out of table order");
+                }
                 for p in &ld.progress {
                     assert!(p.match_index < p.next_index, "progress of {:?}", p.id);
                     assert!(p.match_index <= self.log.last_index());

@@ -84,7 +84,10 @@ impl Raft {
         let Some(ld) = self.lead.as_deref() else {
             return false;
         };
-        if !(self.cfg.lease_reads && self.cfg.check_quorum) || ld.lease_forfeited {
+        if !(self.cfg.lease_reads && self.cfg.check_quorum)
+            || ld.lease_forfeited
+            || ld.confirmed_round < ld.lease_floor
+        {
             return false;
         }
         let timeout = if bug!(self, LeaseFromMaxTimeout) {

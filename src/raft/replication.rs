@@ -27,7 +27,9 @@ impl Raft {
             if self.cfg.check_quorum {
                 let me = self.own_pos();
                 let ld = self.lead.as_deref_mut().expect("leading");
-                ld.progress[me].recent_active = true;
+                if let Some(me) = me {
+                    ld.progress[me].recent_active = true;
+                }
                 let progress = &ld.progress;
                 let conf = &self.conf;
                 let quorum_active = conf
@@ -68,9 +70,11 @@ impl Raft {
         let round = ld!(self).reads.start_round(self.ticks);
         ld!(self).round_wanted = false;
         let me = self.own_pos();
-        ld!(self).progress[me].acked_round = round;
+        if let Some(me) = me {
+            ld!(self).progress[me].acked_round = round;
+        }
         for i in 0..ld!(self).progress.len() {
-            if i == me {
+            if Some(i) == me {
                 continue;
             }
             // Never beyond what the follower is known to hold, so it can
@@ -189,7 +193,7 @@ impl Raft {
         }
     }
 
-    fn record_proposals(&mut self, p: Proposed) {
+    pub(super) fn record_proposals(&mut self, p: Proposed) {
         let in_order = self.proposals.back().is_none_or(|b| b.index < p.first);
         for id in p.ids() {
             if in_order {
@@ -239,7 +243,7 @@ impl Raft {
     pub(crate) fn broadcast_append(&mut self, send_if_empty: bool) {
         let me = self.own_pos();
         for i in 0..self.conf.len() {
-            if i != me {
+            if Some(i) != me {
                 self.send_append(i, send_if_empty);
             }
         }
@@ -296,9 +300,10 @@ impl Raft {
     /// but only if that entry is of its own term (Figure 8). Its own log counts
     /// only as far as it is durable. Returns whether the commit index moved.
     pub(crate) fn maybe_commit(&mut self) -> bool {
-        let me = self.own_pos();
         let stable = self.log.stable;
-        ld!(self).progress[me].maybe_update(stable);
+        if let Some(me) = self.own_pos() {
+            ld!(self).progress[me].maybe_update(stable);
+        }
         let progress = &self.lead.as_deref().expect("leading").progress;
         let conf = &self.conf;
         let idx = conf.quorum().value(|id| {
@@ -361,6 +366,9 @@ impl Raft {
                     self.send(to, Body::Commit { commit });
                 }
                 self.maybe_send_timeout_now(i);
+                if moved {
+                    self.after_commit();
+                }
             }
             AppendResponse::Behind { last } => {
                 let pr = &mut ld!(self).progress[i];
@@ -429,7 +437,7 @@ impl Raft {
         for e in entries {
             // Checked: a peer may send an index with no successor.
             let follows = last.index.0.checked_add(1) == Some(e.index.0);
-            if !follows || e.term < last.term || e.term > term {
+            if !follows || e.term < last.term || e.term > term || !Self::membership_entry_ok(e) {
                 return false;
             }
             last = e.id();
@@ -494,9 +502,11 @@ impl Raft {
             if at <= self.log.committed {
                 return self.drop_msg(DropReason::Misbehaving);
             }
-            if at <= self.log.last_index() {
+            let truncated = at <= self.log.last_index();
+            if truncated {
                 self.log.truncate(at);
             }
+            self.log_changed(truncated.then_some(at), &entries[k..]);
             self.log.append(entries.sub(k, entries.len()));
         } else if bug!(self, TruncateOnStaleAppend)
             && last_new < self.log.last_index()
@@ -570,7 +580,7 @@ impl Raft {
         let committed = self.log.committed;
         let me = self.own_pos();
         for i in 0..self.conf.len() {
-            if i == me {
+            if Some(i) == me {
                 continue;
             }
             if self.send_append(i, false) {

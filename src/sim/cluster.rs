@@ -1094,6 +1094,7 @@ impl Cluster {
             entries: host.durable.entries.clone(),
             applied: host.durable.kv.applied,
             lost_data: host.lost_data,
+            conf_state: None,
         };
         // Mutable for the bug hunts' injection below.
         #[cfg_attr(not(zaft_bugs), allow(unused_mut))]

@@ -76,6 +76,7 @@ pub fn restored(term: u64, entries: Vec<Entry>) -> Restored {
         entries,
         applied: Index(0),
         lost_data: false,
+        conf_state: None,
     }
 }
 
@@ -244,6 +245,8 @@ pub struct Host {
     /// Every `Ready::soft_state` and `Ready::transfer_ended`, in order.
     pub soft_states: Vec<zaft::SoftState>,
     pub transfers: Vec<zaft::TransferEnded>,
+    /// Every `Ready::conf_state`, in order.
+    pub confs: Vec<zaft::ConfState>,
     /// The term and vote last handed out (or restored), for checking
     /// `Ready::must_sync`.
     emitted_vote: (Term, Option<NodeId>),
@@ -253,6 +256,39 @@ pub struct Host {
 }
 
 impl Host {
+    /// A host whose disk holds `r`, running its node.
+    fn start(config: Config, r: Restored) -> Host {
+        let id = config.id;
+        let store = Store {
+            entries: r.entries.clone(),
+            hard_state: r.hard_state,
+            applied: r.applied,
+        };
+        let applied = r.entries[..r.applied.get() as usize].to_vec();
+        let node = Node::new(config.clone(), r)
+            .unwrap_or_else(|e| panic!("node {id:?} refused its restored state: {e}"));
+        let emitted_vote = (node.term(), node.vote());
+        Host {
+            config,
+            node: Some(node),
+            log: store.entries.clone(),
+            store,
+            unsynced: Vec::new(),
+            applied,
+            unadvanced: Vec::new(),
+            held: false,
+            proposed: Vec::new(),
+            lost: Vec::new(),
+            reads: Vec::new(),
+            soft_states: Vec::new(),
+            transfers: Vec::new(),
+            confs: Vec::new(),
+            emitted_vote,
+            readies: 0,
+            crashes: 0,
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.node.is_some()
     }
@@ -357,34 +393,7 @@ impl Cluster {
             .map(|&id| {
                 let mut config = Config::new(id, voters.iter().copied());
                 tweak(&mut config);
-                let r = restore(id);
-                let store = Store {
-                    entries: r.entries.clone(),
-                    hard_state: r.hard_state,
-                    applied: r.applied,
-                };
-                let applied = r.entries[..r.applied.get() as usize].to_vec();
-                let node = Node::new(config.clone(), r)
-                    .unwrap_or_else(|e| panic!("node {id:?} refused its restored state: {e}"));
-                let emitted_vote = (node.term(), node.vote());
-                Host {
-                    config,
-                    node: Some(node),
-                    log: store.entries.clone(),
-                    store,
-                    unsynced: Vec::new(),
-                    applied,
-                    unadvanced: Vec::new(),
-                    held: false,
-                    proposed: Vec::new(),
-                    lost: Vec::new(),
-                    reads: Vec::new(),
-                    soft_states: Vec::new(),
-                    transfers: Vec::new(),
-                    emitted_vote,
-                    readies: 0,
-                    crashes: 0,
-                }
+                Host::start(config, restore(id))
             })
             .collect();
         let mut c = Cluster {
@@ -406,6 +415,18 @@ impl Cluster {
             }
         }
         c
+    }
+
+    /// Starts a brand-new node with the next id, which joins the running
+    /// cluster: it knows no voters and learns its configuration from the
+    /// leader's log. Returns its id.
+    pub fn add_node(&mut self, tweak: impl Fn(&mut Config)) -> u64 {
+        let id = self.hosts.len() as u64 + 1;
+        let mut config = Config::new(nid(id), []);
+        tweak(&mut config);
+        self.hosts.push(Host::start(config, Restored::default()));
+        self.checked_commit.push(Index(0));
+        id
     }
 
     pub fn ids(&self) -> Vec<NodeId> {
@@ -560,6 +581,7 @@ impl Cluster {
         }
         h.soft_states.extend(ready.soft_state());
         h.transfers.extend(ready.transfer_ended());
+        h.confs.extend(ready.conf_state().cloned());
         let entries = ready.take_entries();
         if !entries.is_empty() {
             write_entries(&mut h.log, &entries);
@@ -628,14 +650,25 @@ impl Cluster {
         }
         let at = commit.get() as usize - 1;
         let entry = h.log[at].id();
-        let holders = self
-            .hosts
-            .iter()
-            .filter(|o| o.store.entries.get(at).map(Entry::id) == Some(entry))
-            .count();
+        let holds = |o: &NodeId| {
+            self.hosts[o.get() as usize - 1]
+                .store
+                .entries
+                .get(at)
+                .map(Entry::id)
+                == Some(entry)
+        };
+        // A majority of the configuration in force, of both halves while
+        // joint (the node's configuration may be newer than the one that
+        // committed the entry: a majority of all nodes also does).
+        let conf = node.conf_state();
+        let majority_of = |set: &[NodeId]| set.iter().filter(|o| holds(o)).count() > set.len() / 2;
+        let all: Vec<NodeId> = self.ids();
         assert!(
-            holders > self.hosts.len() / 2,
-            "node {id} knows {entry:?} as committed, but only {holders} disks hold it"
+            majority_of(&all)
+                || (majority_of(&conf.voters)
+                    && (conf.voters_outgoing.is_empty() || majority_of(&conf.voters_outgoing))),
+            "node {id} knows {entry:?} as committed, but no majority of disks holds it"
         );
         self.checked_commit[id as usize - 1] = commit;
     }
@@ -829,6 +862,7 @@ impl Cluster {
             entries: h.store.entries.clone(),
             applied: h.store.applied,
             lost_data,
+            conf_state: None,
         };
         let node = Node::new(h.config.clone(), r)
             .unwrap_or_else(|e| panic!("node {id} cannot restart from its own disk: {e}"));
