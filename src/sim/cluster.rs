@@ -16,6 +16,7 @@ use super::faults::Stall;
 use super::host::{CrashPoint, Host, Request, Seen, Write};
 use super::kv::{Applied, Command};
 use super::linearizability::Op;
+use super::network::Network;
 #[cfg(zaft_bugs)]
 use super::options::BugTarget;
 use super::options::{Plan, TICK_US, assert_bug_built_in};
@@ -117,16 +118,10 @@ pub struct Cluster {
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     pub(crate) hosts: Vec<Host>,
-    /// `blocked[from][to]`: the link drops everything.
-    pub(crate) blocked: Vec<Vec<bool>>,
-    /// Per link, the latest delivery time scheduled (for FIFO links).
-    link_last: Vec<Vec<u64>>,
-    pub(crate) partition_epoch: u64,
-    pub(crate) partitioned: bool,
+    pub(crate) net: Network,
     next_read_ctx: u64,
     pub(crate) safety: Safety,
     pub(crate) trace: Trace,
-    pub(crate) net_rng: Rng,
     pub(crate) fault_rng: Rng,
     disk_rng: Rng,
     pub(crate) client_rng: Rng,
@@ -173,14 +168,10 @@ impl Cluster {
             seq: 0,
             queue: BinaryHeap::new(),
             hosts,
-            blocked: vec![vec![false; n]; n],
-            link_last: vec![vec![0; n]; n],
-            partition_epoch: 0,
-            partitioned: false,
+            net: Network::new(n, Rng::derive(seed, 1)),
             next_read_ctx: 0,
             safety: Safety::default(),
             trace: Trace::new(trace_events),
-            net_rng: Rng::derive(seed, 1),
             fault_rng: Rng::derive(seed, 2),
             disk_rng: Rng::derive(seed, 3),
             client_rng: Rng::derive(seed, 4),
@@ -408,7 +399,7 @@ impl Cluster {
             }
             Ev::OperatorTimer => self.operator_timer(),
             Ev::Heal(epoch) => {
-                if epoch == self.partition_epoch && self.partitioned {
+                if epoch == self.net.epoch() && self.net.partitioned() {
                     self.heal_partition();
                 }
                 Ok(None)
@@ -492,7 +483,7 @@ impl Cluster {
 
     // ---- the host loop ----------------------------------------------------
 
-    fn step_node(&mut self, n: usize, input: Input) -> Result<(), Fail> {
+    pub(crate) fn step_node(&mut self, n: usize, input: Input) -> Result<(), Fail> {
         let Some(node) = self.hosts[n].node.as_mut() else {
             return Ok(());
         };
@@ -1000,85 +991,6 @@ impl Cluster {
         self.schedule(at, Ev::ClientArrive { node, req });
     }
 
-    // ---- the network ---------------------------------------------------------
-
-    fn send(&mut self, n: usize, m: Message) {
-        self.stats.messages += 1;
-        let Some(to) = self.index_of(m.to) else {
-            return;
-        };
-        if self.faults_on {
-            if self.blocked[n][to] && self.plan.report_unreachable && self.net_rng.chance(200) {
-                let at = self.now + self.net_rng.range(100, 2 * TICK_US);
-                self.stats.faults.unreachable_reports += 1;
-                self.schedule(
-                    at,
-                    Ev::Unreachable {
-                        node: n,
-                        peer: m.to,
-                    },
-                );
-            }
-            if self.net_rng.chance(self.plan.loss_per_mille) {
-                self.stats.faults.lost += 1;
-                self.trace.push(self.now, Rec::Drop(MsgSum::of(&m), "lost"));
-                return;
-            }
-            if self.net_rng.chance(self.plan.dup_per_mille) {
-                self.stats.faults.duplicated += 1;
-                self.trace.push(self.now, Rec::Duplicate(MsgSum::of(&m)));
-                let at = self.delivery_time(n, to);
-                self.schedule(at, Ev::Deliver(m.clone()));
-            }
-        }
-        let at = self.delivery_time(n, to);
-        self.schedule(at, Ev::Deliver(m));
-    }
-
-    fn delivery_time(&mut self, from: usize, to: usize) -> u64 {
-        let (lo, hi) = self.plan.latency_us;
-        let mut delay = self.net_rng.range(lo, hi);
-        if self.faults_on && self.net_rng.chance(self.plan.spike_per_mille) {
-            self.stats.faults.delayed += 1;
-            delay += self
-                .net_rng
-                .range(self.plan.spike_us.0, self.plan.spike_us.1);
-        }
-        let mut at = self.now + delay;
-        if self.plan.fifo {
-            at = at.max(self.link_last[from][to]);
-            self.link_last[from][to] = at;
-        }
-        at
-    }
-
-    fn deliver(&mut self, m: Message) -> Result<Option<usize>, Fail> {
-        let (Some(from), Some(to)) = (self.index_of(m.from), self.index_of(m.to)) else {
-            return Ok(None);
-        };
-        if !self.hosts[to].is_up() {
-            self.trace
-                .push(self.now, Rec::Drop(MsgSum::of(&m), "node down"));
-            return Ok(None);
-        }
-        if self.blocked[from][to] {
-            self.stats.faults.partitioned += 1;
-            self.trace
-                .push(self.now, Rec::Drop(MsgSum::of(&m), "partition"));
-            return Ok(None);
-        }
-        self.trace.push(self.now, Rec::Deliver(MsgSum::of(&m)));
-        let term = m.term;
-        self.step_node(to, Input::Message(m))?;
-        let host = &mut self.hosts[to];
-        if let Some(w) = host.watch.as_mut()
-            && w.term == term
-        {
-            w.heard[from] = host.ticks;
-        }
-        Ok(Some(to))
-    }
-
     fn restart_node(&mut self, n: usize) -> Result<(), Fail> {
         let host = &mut self.hosts[n];
         if host.is_up() {
@@ -1178,7 +1090,7 @@ impl Cluster {
     /// restarts every node that is down.
     pub(crate) fn heal(&mut self) -> Result<(), Fail> {
         self.faults_on = false;
-        if self.partitioned {
+        if self.net.partitioned() {
             self.heal_partition();
         }
         self.resume_all()?;

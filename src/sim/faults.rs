@@ -73,28 +73,23 @@ impl Cluster {
         let next = self.fault_interval(self.plan.partition_every_ticks);
         self.schedule(next, Ev::PartitionTimer);
         let n = self.hosts.len();
-        if self.partitioned || n < 2 {
+        if self.net.partitioned() || n < 2 {
             return;
         }
         let rng = &mut self.fault_rng;
-        let desc;
-        match rng.below(4) {
+        let desc = match rng.below(4) {
             0 => {
                 // Two sides that cannot talk at all.
                 let mut side: Vec<bool> = (0..n).map(|_| rng.coin()).collect();
                 if side.iter().all(|s| *s) || side.iter().all(|s| !*s) {
                     side[rng.below(n as u64) as usize] ^= true;
                 }
-                for a in 0..n {
-                    for b in 0..n {
-                        self.blocked[a][b] = side[a] != side[b];
-                    }
-                }
+                self.net.split(&side);
                 let group: Vec<String> = (0..n)
                     .filter(|&i| side[i])
                     .map(|i| format!("n{}", i + 1))
                     .collect();
-                desc = format!("symmetric: {{{}}} | the rest", group.join(","));
+                format!("symmetric: {{{}}} | the rest", group.join(","))
             }
             1 => {
                 // Some one-way links fail.
@@ -102,24 +97,21 @@ impl Cluster {
                 for a in 0..n {
                     for b in 0..n {
                         if a != b && rng.chance(300) {
-                            self.blocked[a][b] = true;
+                            self.net.cut(a, b);
                             cut.push(format!("n{}->n{}", a + 1, b + 1));
                         }
                     }
                 }
                 if cut.is_empty() {
-                    self.blocked[0][n - 1] = true;
+                    self.net.cut(0, n - 1);
                     cut.push(format!("n1->n{n}"));
                 }
-                desc = format!("asymmetric: {}", cut.join(" "));
+                format!("asymmetric: {}", cut.join(" "))
             }
             2 => {
                 let x = rng.below(n as u64) as usize;
-                for o in 0..n {
-                    self.blocked[x][o] = o != x;
-                    self.blocked[o][x] = o != x;
-                }
-                desc = format!("n{} isolated", x + 1);
+                self.net.isolate(x);
+                format!("n{} isolated", x + 1)
             }
             _ => {
                 // A node that hears but is not heard, or the reverse.
@@ -128,13 +120,13 @@ impl Cluster {
                 for o in 0..n {
                     if o != x {
                         if deaf {
-                            self.blocked[o][x] = true;
+                            self.net.cut(o, x);
                         } else {
-                            self.blocked[x][o] = true;
+                            self.net.cut(x, o);
                         }
                     }
                 }
-                desc = format!(
+                format!(
                     "n{} {}",
                     x + 1,
                     if deaf {
@@ -142,24 +134,14 @@ impl Cluster {
                     } else {
                         "cannot send (can hear)"
                     }
-                );
+                )
             }
-        }
-        self.partitioned = true;
-        self.partition_epoch += 1;
+        };
+        let epoch = self.net.start_partition();
         self.stats.faults.partitions += 1;
         self.trace.push(self.now, Rec::Partition(desc));
         let heal = self.now + self.fault_rng.range(5, 80) * TICK_US;
-        self.schedule(heal, Ev::Heal(self.partition_epoch));
-    }
-
-    pub(crate) fn heal_partition(&mut self) {
-        for row in &mut self.blocked {
-            row.iter_mut().for_each(|b| *b = false);
-        }
-        self.partitioned = false;
-        self.trace
-            .push(self.now, Rec::Note("partition healed".into()));
+        self.schedule(heal, Ev::Heal(epoch));
     }
 
     /// An operator action: the leader is asked to hand leadership to a
@@ -345,14 +327,14 @@ impl Cluster {
             return Ok(());
         }
         let a = leader.0 as usize - 1;
-        if self.partitioned {
+        if self.net.partitioned() {
             self.heal_partition();
         }
         self.isolate(a, &format!("(leader of t{term}) cut off by a lease attack"));
         self.stats.faults.lease_attacks += 1;
         let max = u64::from(self.plan.config.election_timeout_ticks_max);
         let heal = self.now + self.fault_rng.range(2 * max, 5 * max) * TICK_US;
-        self.schedule(heal, Ev::Heal(self.partition_epoch));
+        self.schedule(heal, Ev::Heal(self.net.epoch()));
         if self.plan.drift_at_bound {
             // Drift that hurts: the cut-off leader's clock at the slow end
             // of the bound, everyone else's at the fast end.
@@ -455,9 +437,9 @@ impl Cluster {
             // so that nothing from the new leader reaches it first.
             let max = u64::from(self.plan.config.election_timeout_ticks_max);
             self.start_lease_burst(n, until + 2 * max * TICK_US);
-            if !self.partitioned && self.fault_rng.coin() {
+            if !self.net.partitioned() && self.fault_rng.coin() {
                 self.isolate(n, "stalled and cut off");
-                self.schedule(until, Ev::Heal(self.partition_epoch));
+                self.schedule(until, Ev::Heal(self.net.epoch()));
             }
         }
     }
@@ -465,12 +447,8 @@ impl Cluster {
     /// Cuts node `a` off from every other node (one partition at a time:
     /// the caller heals it by the returned epoch).
     fn isolate(&mut self, a: usize, why: &str) {
-        for o in 0..self.hosts.len() {
-            self.blocked[a][o] = o != a;
-            self.blocked[o][a] = o != a;
-        }
-        self.partitioned = true;
-        self.partition_epoch += 1;
+        self.net.isolate(a);
+        self.net.start_partition();
         self.stats.faults.partitions += 1;
         self.trace
             .push(self.now, Rec::Partition(format!("n{} {why}", a + 1)));

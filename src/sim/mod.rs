@@ -83,6 +83,7 @@ mod faults;
 mod host;
 mod kv;
 pub mod linearizability;
+mod network;
 mod options;
 mod rng;
 mod trace;
