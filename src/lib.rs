@@ -213,8 +213,6 @@ mod tracker;
 mod types;
 mod wire;
 
-#[cfg(feature = "sim")]
-pub use bugs::Bug;
 pub use codec::{Codec, DecodeError, EncodeError};
 pub use config::Config;
 pub use entries::Entries;
