@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use crate::resp::{self, Reply};
 
 pub struct Client {
-    /// Every node's client address; `MOVED` may point at any of them.
+    /// The nodes' client addresses; `MOVED` may point at any of them, or at
+    /// one that joined since.
     addrs: Vec<SocketAddr>,
     current: usize,
     conn: Option<(BufReader<TcpStream>, TcpStream)>,
@@ -77,10 +78,15 @@ impl Client {
         Ok(())
     }
 
+    /// Moves to `addr` (a leader that joined after this client was made is
+    /// new to it: remember it), or to the next node.
     fn switch_to(&mut self, addr: Option<SocketAddr>) {
         self.conn = None;
-        self.current = match addr.and_then(|a| self.addrs.iter().position(|&x| x == a)) {
-            Some(i) => i,
+        self.current = match addr {
+            Some(a) => self.addrs.iter().position(|&x| x == a).unwrap_or_else(|| {
+                self.addrs.push(a);
+                self.addrs.len() - 1
+            }),
             None => (self.current + 1) % self.addrs.len(),
         };
     }

@@ -1,15 +1,18 @@
 //! The client commands: which is which, their arity and options, Redis's
-//! exact error wording, and the commands that only touch the connection's
-//! own state (`SELECT`, `CLIENT`, `HELLO`, `CONFIG GET`).
+//! exact error wording, the commands that only touch the connection's own
+//! state (`SELECT`, `CLIENT`, `HELLO`, `CONFIG GET`), and the membership
+//! commands (`CLUSTER ADDLEARNER | PROMOTE | REMOVE | MEMBERS`).
 //!
 //! [`parse`] is pure: it turns one RESP command into a reply the client
 //! thread sends at once, or a [`Request`] for the event loop. Writes come
 //! out as [`Command`]s with their TTLs as the client gave them; the leader
 //! stamps them with its clock when it proposes them (see `store.rs`).
 
+use std::net::SocketAddr;
+
 use crate::auth::Password;
 use crate::resp::Reply;
-use crate::server::Request;
+use crate::server::{Admin, Member, Request};
 use crate::store::{Command, Cond, Query, Ttl};
 use zaft::NodeId;
 
@@ -187,10 +190,11 @@ pub fn parse(args: &[Vec<u8>], session: &mut Session) -> Parsed {
             Some(id) if id >= 0 => Parsed::Loop(Request::Transfer(NodeId(id as u64))),
             _ => not_integer(),
         },
+        ("CLUSTER", n) if n >= 2 => cluster(args),
         (
             "PING" | "ECHO" | "SELECT" | "CLIENT" | "CONFIG" | "SET" | "GET" | "MGET" | "EXISTS"
             | "TTL" | "PTTL" | "DBSIZE" | "STALEGET" | "MSET" | "DEL" | "INCR" | "DECR" | "INCRBY"
-            | "DECRBY" | "EXPIRE" | "PEXPIRE" | "TRANSFER",
+            | "DECRBY" | "EXPIRE" | "PEXPIRE" | "TRANSFER" | "CLUSTER",
             _,
         ) => arity(&lower),
         _ => {
@@ -426,6 +430,82 @@ fn client(args: &[Vec<u8>], session: &mut Session) -> Parsed {
     }
 }
 
+/// What `CLUSTER HELP` says.
+const CLUSTER_HELP: &[&str] = &[
+    "CLUSTER <subcommand> [<arg> ...]. Subcommands are:",
+    "ADDLEARNER <id> <peer-addr> <client-addr>",
+    "    (leader) Add a node that receives the log but does not vote; every node learns its",
+    "    addresses from the log. Start it first with --join-cluster.",
+    "PROMOTE <id>",
+    "    (leader) Make a learner a voter, once its log is within 64 entries of the commit",
+    "    index (waits up to 5 s for it).",
+    "REMOVE <id>",
+    "    (leader) Remove a voter or a learner. Stop its process once this answers OK.",
+    "MEMBERS",
+    "    The configuration in force on this node: id, role (voter, learner or outgoing),",
+    "    addresses, and on the leader each member's match index and replication state.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// A node id: a non-negative integer (`0` is left for the node to refuse).
+fn node_id(b: &[u8]) -> Option<NodeId> {
+    std::str::from_utf8(b).ok()?.parse().ok().map(NodeId)
+}
+
+fn addr(b: &[u8]) -> Result<SocketAddr, Parsed> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            Parsed::Bad(Reply::err(format!(
+                "ERR invalid address '{}': want IP:PORT",
+                clip(b)
+            )))
+        })
+}
+
+/// `CLUSTER ADDLEARNER id peer-addr client-addr | PROMOTE id | REMOVE id |
+/// MEMBERS | HELP`.
+fn cluster(args: &[Vec<u8>]) -> Parsed {
+    let sub = upper(&args[1]);
+    let admin = |a| Parsed::Loop(Request::Admin(a));
+    match (sub.as_str(), args.len()) {
+        ("ADDLEARNER", 5) => {
+            let Some(id) = node_id(&args[2]) else {
+                return not_integer();
+            };
+            let (peer_addr, client_addr) = match (addr(&args[3]), addr(&args[4])) {
+                (Ok(p), Ok(c)) => (p, c),
+                (Err(bad), _) | (_, Err(bad)) => return bad,
+            };
+            admin(Admin::AddLearner(Member {
+                id,
+                peer_addr,
+                client_addr,
+            }))
+        }
+        ("PROMOTE", 3) => {
+            node_id(&args[2]).map_or_else(not_integer, |id| admin(Admin::Promote(id)))
+        }
+        ("REMOVE", 3) => node_id(&args[2]).map_or_else(not_integer, |id| admin(Admin::Remove(id))),
+        ("MEMBERS", 2) => Parsed::Loop(Request::Members),
+        ("HELP", 2) => Parsed::Local(Reply::Array(
+            CLUSTER_HELP
+                .iter()
+                .map(|l| Reply::Simple(l.to_string()))
+                .collect(),
+        )),
+        ("ADDLEARNER" | "PROMOTE" | "REMOVE" | "MEMBERS" | "HELP", _) => {
+            arity(&format!("cluster|{}", sub.to_ascii_lowercase()))
+        }
+        _ => Parsed::Bad(Reply::err(format!(
+            "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
+            clip(&args[1])
+        ))),
+    }
+}
+
 /// `CONFIG GET pattern [pattern ...]`: name and value of every entry of
 /// [`CONFIG`] some pattern matches.
 fn config(args: &[Vec<u8>]) -> Parsed {
@@ -529,6 +609,11 @@ mod tests {
             ("CONFIG GET", "config|get"),
             ("CLIENT SETNAME", "client|setname"),
             ("CLIENT ID x", "client|id"),
+            ("CLUSTER", "cluster"),
+            ("CLUSTER ADDLEARNER 4 127.0.0.1:7004", "cluster|addlearner"),
+            ("CLUSTER PROMOTE", "cluster|promote"),
+            ("cluster remove 1 2", "cluster|remove"),
+            ("CLUSTER MEMBERS x", "cluster|members"),
         ] {
             assert_eq!(
                 error(cmd),
@@ -713,6 +798,57 @@ mod tests {
         assert_eq!(
             run("HELLO x"),
             Reply::err("ERR Protocol version is not an integer or out of range")
+        );
+    }
+
+    #[test]
+    fn cluster_subcommands_parse_and_bad_arguments_are_refused() {
+        let admin = |cmd: &str| match p(cmd) {
+            Parsed::Loop(Request::Admin(a)) => a,
+            _ => panic!("{cmd}: not a membership change"),
+        };
+        assert_eq!(
+            admin("CLUSTER ADDLEARNER 4 127.0.0.1:7004 127.0.0.1:6004"),
+            Admin::AddLearner(Member {
+                id: NodeId(4),
+                peer_addr: "127.0.0.1:7004".parse().unwrap(),
+                client_addr: "127.0.0.1:6004".parse().unwrap(),
+            })
+        );
+        assert_eq!(admin("cluster promote 4"), Admin::Promote(NodeId(4)));
+        assert_eq!(admin("CLUSTER REMOVE 2"), Admin::Remove(NodeId(2)));
+        assert_eq!(
+            admin("CLUSTER PROMOTE 0"),
+            Admin::Promote(NodeId(0)),
+            "the node refuses id 0 in its own words"
+        );
+        assert!(matches!(
+            p("CLUSTER MEMBERS"),
+            Parsed::Loop(Request::Members)
+        ));
+        assert!(matches!(local("CLUSTER HELP"), Reply::Array(v) if v.len() == CLUSTER_HELP.len()));
+        assert_eq!(
+            error("CLUSTER ADDLEARNER 4 localhost:7004 127.0.0.1:6004"),
+            "ERR invalid address 'localhost:7004': want IP:PORT"
+        );
+        assert_eq!(
+            error("CLUSTER ADDLEARNER 4 127.0.0.1:7004 6004"),
+            "ERR invalid address '6004': want IP:PORT"
+        );
+        for bad in [
+            "CLUSTER PROMOTE -1",
+            "CLUSTER REMOVE two",
+            "CLUSTER ADDLEARNER x a b",
+        ] {
+            assert_eq!(
+                error(bad),
+                "ERR value is not an integer or out of range",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            error("CLUSTER NODES"),
+            "ERR unknown subcommand 'NODES'. Try CLUSTER HELP."
         );
     }
 

@@ -10,6 +10,15 @@
 //! the event loop. A frame that is too large or does not decode closes the
 //! connection and is counted; it never reaches the node.
 //!
+//! The set of peers changes at run time, and the event loop alone owns it:
+//! it adds a peer when it learns the peer's address (from `--cluster` or a
+//! membership entry's context) and removes one a committed configuration
+//! removed. An accepted connection whose handshake checks out is handed to
+//! the event loop ([`Event::PeerConn`]), which gives it to that peer's
+//! writer, creating the link if the peer is new to it (a node that joins
+//! hears first from members it has never been told of), or shuts it if the
+//! peer was removed: messages to and from a removed node stop.
+//!
 //! With a cluster secret, a link starts with the challenge-response
 //! handshake of `auth.rs`, and the accepting side hands a connection to its
 //! writer (replacing the link it had) only once the dialer has proved it
@@ -18,7 +27,7 @@
 //! can take over an established TCP connection (use a VPN or TLS tunnel on
 //! a network where that is a risk).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -49,6 +58,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
 /// Connections still in their handshake, at most.
 const MAX_HANDSHAKES: usize = 16;
+/// Peers with a link at once, at most: inbound connections from nodes this
+/// one was never told of create links too, and must not exhaust threads.
+const MAX_PEERS: usize = 64;
 
 /// Counters shown by INFO.
 #[derive(Default)]
@@ -63,6 +75,10 @@ pub struct NetStats {
     pub connects: AtomicU64,
     pub frames_sent: AtomicU64,
     pub frames_received: AtomicU64,
+    /// Messages for a peer with no link (its address not known yet).
+    pub dropped_no_link: AtomicU64,
+    /// Connections and messages from removed nodes, dropped.
+    pub dropped_removed: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -73,63 +89,153 @@ struct Link {
     queue: SyncSender<Message>,
     /// For the accepting side: new inbound connections for the writer.
     conns: SyncSender<TcpStream>,
+    /// The address the writer dials; `None` on the accepting side.
+    dial_to: Option<SocketAddr>,
 }
 
-/// The event loop's handle on the network.
+/// The event loop's handle on the network: the one owner of the set of
+/// peers.
 pub struct PeerNet {
+    me: NodeId,
     links: HashMap<NodeId, Link>,
+    /// Nodes a committed configuration removed: no link, and their
+    /// connections are refused, until a configuration adds them again.
+    removed: HashSet<NodeId>,
+    events: SyncSender<Event>,
+    secret: Option<Arc<ClusterSecret>>,
+    codec: Codec,
     pub stats: Arc<NetStats>,
 }
 
 impl PeerNet {
-    /// Starts the writer threads and the listener.
+    /// Starts the listener; peers come with [`PeerNet::add_peer`] and
+    /// inbound connections.
     pub fn start(
         me: NodeId,
         listener: TcpListener,
-        peers: &[(NodeId, SocketAddr)],
         secret: Option<ClusterSecret>,
         events: SyncSender<Event>,
     ) -> PeerNet {
         let secret = secret.map(Arc::new);
         let stats = Arc::new(NetStats::default());
         let codec = Codec::new(MAX_FRAME_BYTES);
-        let mut links = HashMap::new();
-        for &(id, addr) in peers {
-            let (queue, rx) = mpsc::sync_channel(PEER_QUEUE_MSGS);
-            let (conns, conn_rx) = mpsc::sync_channel(4);
-            let w = Writer {
-                me,
-                peer: id,
-                addr,
-                dialer: me < id,
-                rx,
-                conn_rx,
-                events: events.clone(),
-                stats: stats.clone(),
-                codec,
-                secret: secret.clone(),
-            };
-            thread::Builder::new()
-                .name(format!("peer-writer-{id}"))
-                .spawn(move || w.run())
-                .expect("spawn peer writer");
-            links.insert(id, Link { queue, conns });
-        }
-        let accept_links: HashMap<NodeId, SyncSender<TcpStream>> =
-            links.iter().map(|(&id, l)| (id, l.conns.clone())).collect();
-        let st = stats.clone();
+        let (st, ev, sec) = (stats.clone(), events.clone(), secret.clone());
         thread::Builder::new()
             .name("peer-listener".into())
-            .spawn(move || accept_loop(me, listener, accept_links, secret, events, st, codec))
+            .spawn(move || accept_loop(me, listener, sec, ev, st, codec))
             .expect("spawn peer listener");
-        PeerNet { links, stats }
+        PeerNet {
+            me,
+            links: HashMap::new(),
+            removed: HashSet::new(),
+            events,
+            secret,
+            codec,
+            stats,
+        }
+    }
+
+    /// Makes sure there is a link to `id`: this node dials a peer with a
+    /// higher id, at `addr` (a new address replaces the link); a peer with
+    /// a lower id dials this node. Adding a removed node takes it back.
+    pub fn add_peer(&mut self, id: NodeId, addr: SocketAddr) {
+        if id == self.me {
+            return;
+        }
+        self.removed.remove(&id);
+        let dial_to = (self.me < id).then_some(addr);
+        if self.links.get(&id).is_some_and(|l| l.dial_to == dial_to) {
+            return;
+        }
+        // Dropping the old link's queue ends its writer.
+        self.links.remove(&id);
+        self.spawn_link(id, dial_to);
+    }
+
+    /// A committed configuration removed `id`: its link goes (the writer
+    /// ends and closes the connection), and its connections are refused.
+    pub fn remove_peer(&mut self, id: NodeId) {
+        if id == self.me {
+            return;
+        }
+        self.links.remove(&id);
+        self.removed.insert(id);
+    }
+
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.removed.contains(&id)
+    }
+
+    /// An inbound connection from `from` (a lower id) whose handshake
+    /// checked out: its writer takes it, on a link created now if `from`
+    /// is new to this node.
+    pub fn inbound(&mut self, from: NodeId, stream: TcpStream) {
+        if self.removed.contains(&from) {
+            bump(&self.stats.dropped_removed);
+            debug!(peer = from.get(), "connection from a removed node refused");
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        if !self.links.contains_key(&from) {
+            if self.links.len() >= MAX_PEERS {
+                bump(&self.stats.bad_handshakes);
+                warn!(
+                    peer = from.get(),
+                    max = MAX_PEERS,
+                    "peer connection refused: too many peers"
+                );
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            info!(
+                peer = from.get(),
+                "a node this one was not told of connected"
+            );
+            self.spawn_link(from, None);
+        }
+        let link = &self.links[&from];
+        if let Err(e) = link.conns.try_send(stream) {
+            let (TrySendError::Full(s) | TrySendError::Disconnected(s)) = e;
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn spawn_link(&mut self, id: NodeId, dial_to: Option<SocketAddr>) {
+        let (queue, rx) = mpsc::sync_channel(PEER_QUEUE_MSGS);
+        let (conns, conn_rx) = mpsc::sync_channel(4);
+        let w = Writer {
+            me: self.me,
+            peer: id,
+            dial_to,
+            rx,
+            conn_rx,
+            events: self.events.clone(),
+            stats: self.stats.clone(),
+            codec: self.codec,
+            secret: self.secret.clone(),
+        };
+        thread::Builder::new()
+            .name(format!("peer-writer-{id}"))
+            .spawn(move || w.run())
+            .expect("spawn peer writer");
+        self.links.insert(
+            id,
+            Link {
+                queue,
+                conns,
+                dial_to,
+            },
+        );
     }
 
     /// Queues `m` for its recipient without blocking. Returns the peer to
-    /// report unreachable if its queue overflowed.
+    /// report unreachable if its queue overflowed or it has no link.
     pub fn send(&self, m: Message) -> Option<NodeId> {
         let to = m.to;
-        let link = self.links.get(&to)?;
+        let Some(link) = self.links.get(&to) else {
+            bump(&self.stats.dropped_no_link);
+            return Some(to);
+        };
         match link.queue.try_send(m) {
             Ok(()) => None,
             Err(TrySendError::Full(_)) => {
@@ -155,8 +261,8 @@ fn hello(me: NodeId, to: NodeId) -> [u8; 24] {
 struct Writer {
     me: NodeId,
     peer: NodeId,
-    addr: SocketAddr,
-    dialer: bool,
+    /// The address to dial; `None` on the accepting side.
+    dial_to: Option<SocketAddr>,
     rx: Receiver<Message>,
     conn_rx: Receiver<TcpStream>,
     events: SyncSender<Event>,
@@ -181,7 +287,7 @@ impl Writer {
         loop {
             let stream = match next.take() {
                 Some(s) => s,
-                None if self.dialer => match self.dial() {
+                None if self.dial_to.is_some() => match self.dial() {
                     Ok(s) => s,
                     Err(()) => {
                         if !self.discard_for(backoff) {
@@ -210,7 +316,7 @@ impl Writer {
             info!(
                 peer = self.peer.get(),
                 addr = %remote,
-                dialed = self.dialer,
+                dialed = self.dial_to.is_some(),
                 "peer link up"
             );
             match self.pump(&stream) {
@@ -228,15 +334,20 @@ impl Writer {
                     let _ = stream.shutdown(Shutdown::Both);
                     next = Some(s);
                 }
-                Pumped::Shutdown => return,
+                Pumped::Shutdown => {
+                    // The link is gone (the peer was removed, or the loop
+                    // ended): the reader must stop too.
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
             }
         }
     }
 
     fn dial(&self) -> Result<TcpStream, ()> {
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).map_err(
-            |e| debug!(peer = self.peer.get(), addr = %self.addr, error = %e, "dial failed"),
-        )?;
+        let addr = self.dial_to.ok_or(())?;
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+            .map_err(|e| debug!(peer = self.peer.get(), %addr, error = %e, "dial failed"))?;
         let _ = s.set_nodelay(true);
         match &self.secret {
             None => s.write_all(&hello(self.me, self.peer)).map_err(|_| ())?,
@@ -278,7 +389,7 @@ impl Writer {
             bump(&self.stats.auth_failures);
             warn!(
                 peer = self.peer.get(),
-                addr = %self.addr,
+                addr = ?self.dial_to,
                 "peer authentication failed: the node at this address does not hold the \
                  cluster secret"
             );
@@ -322,7 +433,7 @@ impl Writer {
         let mut w = BufWriter::with_capacity(64 << 10, clone);
         let mut frame = Vec::new();
         loop {
-            if !self.dialer
+            if self.dial_to.is_none()
                 && let Ok(s) = self.conn_rx.try_recv()
             {
                 return Pumped::Replaced(s);
@@ -364,14 +475,12 @@ impl Writer {
 fn accept_loop(
     me: NodeId,
     listener: TcpListener,
-    links: HashMap<NodeId, SyncSender<TcpStream>>,
     secret: Option<Arc<ClusterSecret>>,
     events: SyncSender<Event>,
     stats: Arc<NetStats>,
     codec: Codec,
 ) {
     let handshakes = Arc::new(AtomicUsize::new(0));
-    let links = Arc::new(links);
     for conn in listener.incoming() {
         let Ok(mut s) = conn else {
             thread::sleep(Duration::from_millis(10));
@@ -384,8 +493,7 @@ fn accept_loop(
             warn!(addr = %remote, "peer connection refused: too many handshakes in progress");
             continue;
         }
-        let (links, events, stats, hs, secret) = (
-            links.clone(),
+        let (events, stats, hs, secret) = (
             events.clone(),
             stats.clone(),
             handshakes.clone(),
@@ -394,9 +502,9 @@ fn accept_loop(
         let spawned = thread::Builder::new()
             .name("peer-inbound".into())
             .spawn(move || {
-                let peer = handshake(me, &mut s, &links, secret.as_deref());
+                let peer = handshake(me, &mut s, secret.as_deref());
                 hs.fetch_sub(1, Ordering::AcqRel);
-                let (peer, link) = match peer {
+                let peer = match peer {
                     Ok(p) => p,
                     Err(Refused::Malformed(why)) => {
                         bump(&stats.bad_handshakes);
@@ -411,7 +519,9 @@ fn accept_loop(
                     }
                 };
                 let Ok(w) = s.try_clone() else { return };
-                if link.try_send(w).is_err() {
+                // The event loop decides whether the link stands; if not,
+                // it shuts the connection and this reader ends.
+                if events.send(Event::PeerConn(peer, w)).is_err() {
                     return;
                 }
                 read_loop(s, peer, events, stats, codec);
@@ -430,14 +540,15 @@ enum Refused {
     Auth(&'static str),
 }
 
-/// Reads and checks the dialer's hello: a known peer with a lower id, talking
-/// to this node; with a cluster secret, one that proves it holds it.
+/// Reads and checks the dialer's hello: a peer with a lower id, talking to
+/// this node; with a cluster secret, one that proves it holds it. Whether
+/// that peer may have a link is the event loop's to say
+/// ([`PeerNet::inbound`]): it may be a member this node has not learnt of.
 fn handshake(
     me: NodeId,
     s: &mut TcpStream,
-    links: &HashMap<NodeId, SyncSender<TcpStream>>,
     secret: Option<&ClusterSecret>,
-) -> Result<(NodeId, SyncSender<TcpStream>), Refused> {
+) -> Result<NodeId, Refused> {
     use Refused::{Auth, Malformed};
     let io = |_| Malformed("read or write failed");
     s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(io)?;
@@ -464,10 +575,6 @@ fn handshake(
     if to != me || from >= me {
         return Err(Malformed("the hello names the wrong pair of nodes"));
     }
-    let link = links
-        .get(&from)
-        .ok_or(Malformed("the hello is from a node that is not a member"))?
-        .clone();
     if let Some(k) = secret {
         let mut n_d = [0u8; NONCE_BYTES];
         s.read_exact(&mut n_d).map_err(io)?;
@@ -490,7 +597,7 @@ fn handshake(
     }
     s.set_read_timeout(None).map_err(io)?;
     let _ = s.set_nodelay(true);
-    Ok((from, link))
+    Ok(from)
 }
 
 fn read_loop(

@@ -27,8 +27,17 @@
 //! which writes need an fsync: [`Ready::must_sync`] says so (entries, or a
 //! new term or vote); a hard state that only moves the commit index is a
 //! restart hint, saved lazily.
+//!
+//! Membership lives in the log. The address book starts from `--cluster`
+//! and grows from the context of every membership entry that reaches the
+//! log (`ID=PEER_ADDR/CLIENT_ADDR`, written by `CLUSTER ADDLEARNER`), so a
+//! leader can reach a learner the moment it appends the entry that adds it,
+//! and every node, a restarted or newly joined one too, learns the members
+//! from the log alone. A node is cut off (its link dropped, its connections
+//! refused) once a committed entry removed it and no configuration in force
+//! names it: a removal that is still uncommitted may yet be overwritten.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -41,11 +50,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 use zaft::{
-    Config, EntryKind, Error as RaftError, HardState, Index, Input, LogId, Message, Node, NodeId,
-    Ready, Restored, Role, SoftState, TransferOutcome,
+    ConfChange, ConfState, Config, Entry, EntryKind, Error as RaftError, HardState, Index, Input,
+    LogId, MembershipChange, MembershipEntry, MembershipError, Message, Node, NodeId,
+    ProgressState, Ready, Restored, Role, SoftState, TransferOutcome,
 };
 
 use crate::auth::{ClusterSecret, Password};
+use crate::cluster;
 use crate::commands::{self, Parsed, Session};
 use crate::datadir;
 use crate::peer::PeerNet;
@@ -72,9 +83,16 @@ const COMMIT_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 /// An fsync slower than this is logged (a warning): every client of the
 /// round waited for it.
 const SLOW_FSYNC: Duration = Duration::from_millis(50);
+/// A learner is promoted only once its match index is within this many
+/// entries of the leader's commit index (and the leader streams to it): a
+/// voter far behind would hold up every commit it is needed for.
+const PROMOTE_MAX_LAG: u64 = 64;
+/// How long `CLUSTER PROMOTE` waits for the learner to catch up.
+const PROMOTE_WAIT: Duration = Duration::from_secs(5);
 
-/// One member of the cluster, as given on the command line.
-#[derive(Clone, Debug)]
+/// One member of the cluster and its addresses, as `--cluster` or a
+/// membership entry's context gives them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     pub id: NodeId,
     pub peer_addr: SocketAddr,
@@ -100,6 +118,8 @@ pub enum ReadMode {
 /// Everything one node process needs.
 pub struct NodeOptions {
     pub id: NodeId,
+    /// The members this node knows of at start (`--cluster`): the founding
+    /// voters; the log adds and removes members from there.
     pub members: Vec<Member>,
     pub data_dir: PathBuf,
     pub read_mode: ReadMode,
@@ -117,6 +137,8 @@ pub enum Event {
     Peer(Message),
     /// A peer writer lost its connection or dropped messages.
     Unreachable(NodeId),
+    /// A peer with a lower id connected and passed the handshake.
+    PeerConn(NodeId, TcpStream),
     Client(Request, mpsc::Sender<Reply>),
 }
 
@@ -133,6 +155,21 @@ pub enum Request {
     /// Hand leadership to this node (leader only); answered when the
     /// transfer ends.
     Transfer(NodeId),
+    /// A membership change (leader only); answered when it commits.
+    Admin(Admin),
+    /// `CLUSTER MEMBERS`: the configuration in force here.
+    Members,
+}
+
+/// The membership changes a client may ask for (`CLUSTER ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// Adds a learner; its addresses go into the entry's context.
+    AddLearner(Member),
+    /// Makes a learner a voter, once it has caught up.
+    Promote(NodeId),
+    /// Removes a voter or a learner.
+    Remove(NodeId),
 }
 
 struct Waiter {
@@ -153,6 +190,7 @@ struct Counters {
     hard_state_saves: u64,
     bad_entries: u64,
     reads_failed_on_leader_change: u64,
+    peer_msgs_from_removed: u64,
 }
 
 struct Host {
@@ -161,6 +199,15 @@ struct Host {
     opts: NodeOptions,
     store: Store,
     net: PeerNet,
+    /// Every node's addresses this one knows: `--cluster`, then the
+    /// contexts of the membership entries in its log.
+    book: BTreeMap<NodeId, Member>,
+    /// Nodes a committed entry removed that a configuration in force still
+    /// names (a joint configuration's outgoing voters): cut off once none
+    /// does.
+    removing: BTreeSet<NodeId>,
+    /// `CLUSTER PROMOTE`s waiting for their learner to catch up.
+    promotions: Vec<(NodeId, Waiter)>,
     waiting: HashMap<LogId, Waiter>,
     /// Read-index requests sent to the node, by ctx.
     reads: HashMap<u64, (Query, Waiter)>,
@@ -279,6 +326,15 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
+    // Addresses: --cluster's, then what the log's membership entries say,
+    // in log order, committed or not (an address is only a hint).
+    let mut book: BTreeMap<NodeId, Member> =
+        opts.members.iter().map(|m| (m.id, m.clone())).collect();
+    for e in &rec.entries {
+        if let Some(m) = membership_entry(e) {
+            learn_addresses(&mut book, opts.id, &m);
+        }
+    }
     // The state machine lives in memory, so a restart replays the whole log:
     // nothing is applied yet.
     let rec_commit = rec.hard_state.commit;
@@ -309,19 +365,15 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         .map_err(|e| format!("bind client address {}: {e}", me.client_addr))?;
 
     let (tx, rx) = mpsc::sync_channel::<Event>(EVENT_QUEUE);
-    let peers: Vec<(NodeId, SocketAddr)> = opts
-        .members
-        .iter()
-        .filter(|m| m.id != opts.id)
-        .map(|m| (m.id, m.peer_addr))
-        .collect();
-    let net = PeerNet::start(
+    let mut net = PeerNet::start(
         opts.id,
         peer_listener,
-        &peers,
         opts.cluster_secret.clone(),
         tx.clone(),
     );
+    for m in book.values() {
+        net.add_peer(m.id, m.peer_addr);
+    }
     let clients = Arc::new(AtomicUsize::new(0));
     let bad_requests = Arc::new(AtomicU64::new(0));
     let auth_failures = Arc::new(AtomicU64::new(0));
@@ -351,6 +403,9 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         opts,
         store: Store::default(),
         net,
+        book,
+        removing: BTreeSet::new(),
+        promotions: Vec::new(),
         waiting: HashMap::new(),
         reads: HashMap::new(),
         next_read_ctx: 1,
@@ -406,8 +461,12 @@ impl Host {
                 // event, and this one may have arrived after the stall.
                 self.tick_to_now()?;
                 match ev {
+                    Event::Peer(m) if self.net.is_removed(m.from) => {
+                        self.counters.peer_msgs_from_removed += 1;
+                    }
                     Event::Peer(m) => self.step(Input::Message(m))?,
                     Event::Unreachable(p) => self.step(Input::ReportUnreachable(p))?,
+                    Event::PeerConn(from, s) => self.net.inbound(from, s),
                     Event::Client(Request::Read(q), reply)
                         if self.opts.read_mode != ReadMode::Log =>
                     {
@@ -434,6 +493,10 @@ impl Host {
                         let _ = reply.send(Reply::Bulk(Some(self.info().into_bytes())));
                     }
                     Event::Client(Request::Transfer(to), reply) => self.transfer(to, reply)?,
+                    Event::Client(Request::Admin(a), reply) => self.admin(a, reply)?,
+                    Event::Client(Request::Members, reply) => {
+                        let _ = reply.send(self.members());
+                    }
                 }
                 handled += 1;
                 if handled >= MAX_EVENTS_PER_ROUND {
@@ -450,6 +513,7 @@ impl Host {
                 self.sweep_timeouts(now);
                 next_sweep = now + Duration::from_secs(1);
             }
+            self.check_promotions()?;
             self.sync_and_advance()?;
             if self.recovering && !self.node.is_recovering() {
                 datadir::set_recovering(&self.opts.data_dir, self.opts.id, false)?;
@@ -592,7 +656,7 @@ impl Host {
             let _ = reply.send(Reply::ok());
             return Ok(());
         }
-        if !self.opts.members.iter().any(|m| m.id == to) {
+        if !self.node.conf_state().contains(to) {
             let _ = reply.send(Reply::err(format!("ERR node {to} is not a member")));
             return Ok(());
         }
@@ -616,6 +680,236 @@ impl Host {
             Err(e) => {
                 let _ = reply.send(Reply::err(format!("ERR {e}")));
                 Ok(())
+            }
+        }
+    }
+
+    /// `CLUSTER ADDLEARNER | PROMOTE | REMOVE` (leader only): proposes the
+    /// change and answers once it commits. A promotion waits (up to
+    /// [`PROMOTE_WAIT`]) until the learner has caught up.
+    fn admin(&mut self, a: Admin, reply: mpsc::Sender<Reply>) -> Result<(), Fatal> {
+        if self.soft.role != Role::Leader {
+            let _ = reply.send(self.redirect(self.soft.leader));
+            return Ok(());
+        }
+        let conf = self.node.conf_state();
+        let change = match a {
+            Admin::AddLearner(m) => {
+                if conf.is_voter(m.id) {
+                    // add_learner would demote it: not what this command is for.
+                    let _ = reply.send(Reply::err(format!(
+                        "ERR node {} is a voter; CLUSTER ADDLEARNER adds a node that is not",
+                        m.id
+                    )));
+                    return Ok(());
+                }
+                MembershipChange::add_learner(m.id)
+                    .with_context(Bytes::from(cluster::format_cluster(&[m])))
+            }
+            Admin::Promote(id) => {
+                if !conf.contains(id) {
+                    // add_voter would add it straight away, with no catching up.
+                    let _ = reply.send(not_a_learner(id));
+                    return Ok(());
+                }
+                if conf.is_learner(id) && self.lag(id).is_some() {
+                    let since = Instant::now();
+                    self.promotions.push((id, Waiter { reply, since }));
+                    return Ok(());
+                }
+                MembershipChange::add_voter(id)
+            }
+            Admin::Remove(id) => MembershipChange::remove(id),
+        };
+        self.change_membership(change, reply)
+    }
+
+    /// Proposes `change`; the client is answered when its entry commits
+    /// (`+OK`) or is lost, or at once if the node refuses it.
+    fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        reply: mpsc::Sender<Reply>,
+    ) -> Result<(), Fatal> {
+        match self.node.step(Input::ChangeMembership(change)) {
+            Ok(ready) => {
+                if let Some(p) = ready.proposed() {
+                    let since = Instant::now();
+                    for id in p.ids() {
+                        let reply = reply.clone();
+                        self.waiting.insert(id, Waiter { reply, since });
+                    }
+                }
+                self.handle(ready)?;
+                self.report_unreachable()
+            }
+            Err(RaftError::NotLeader { leader }) => {
+                let _ = reply.send(self.redirect(leader));
+                Ok(())
+            }
+            // Refusals that pass by themselves: the client retries.
+            Err(RaftError::Membership(
+                e @ (MembershipError::ChangePending { .. } | MembershipError::TermNotCommitted),
+            )) => {
+                let _ = reply.send(Reply::err(format!("TRYAGAIN {e}")));
+                Ok(())
+            }
+            Err(RaftError::Membership(e)) => {
+                let _ = reply.send(Reply::err(format!("ERR {e}")));
+                Ok(())
+            }
+            Err(RaftError::Busy(b)) => {
+                let _ = reply.send(Reply::err(format!("TRYAGAIN busy: {b}")));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::err(format!("ERR {e}")));
+                Ok(())
+            }
+        }
+    }
+
+    /// How far learner `id` is behind, while it is too far to promote:
+    /// its match index and the commit index. `None` once it has caught up.
+    fn lag(&self, id: NodeId) -> Option<(Index, Index)> {
+        let commit = self.node.commit();
+        let p = self.node.progress().find(|p| p.id == id);
+        match p {
+            Some(p)
+                if p.state == ProgressState::Replicate
+                    && p.match_index.get() + PROMOTE_MAX_LAG >= commit.get() =>
+            {
+                None
+            }
+            Some(p) => Some((p.match_index, commit)),
+            None => Some((Index(0), commit)),
+        }
+    }
+
+    /// Proposes the promotions whose learner has caught up; gives up on the
+    /// ones that waited too long.
+    fn check_promotions(&mut self) -> Result<(), Fatal> {
+        if self.promotions.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        for (id, w) in std::mem::take(&mut self.promotions) {
+            if self.soft.role != Role::Leader {
+                let _ = w.reply.send(self.redirect(self.soft.leader));
+            } else if !self.node.conf_state().is_learner(id) {
+                // Removed, or promoted by another client, meanwhile.
+                if self.node.conf_state().contains(id) {
+                    self.change_membership(MembershipChange::add_voter(id), w.reply)?;
+                } else {
+                    let _ = w.reply.send(not_a_learner(id));
+                }
+            } else if let Some((matched, commit)) = self.lag(id) {
+                if now.duration_since(w.since) < PROMOTE_WAIT {
+                    self.promotions.push((id, w));
+                } else {
+                    let _ = w.reply.send(Reply::err(format!(
+                        "TRYAGAIN node {id} has not caught up in {} s (its match index {matched}, \
+                         the commit index {commit}); is it running? Retry once it has",
+                        PROMOTE_WAIT.as_secs()
+                    )));
+                }
+            } else {
+                self.change_membership(MembershipChange::add_voter(id), w.reply)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `CLUSTER MEMBERS`: one line per member of the configuration in force
+    /// here, with its role and addresses; on the leader, with its progress.
+    fn members(&self) -> Reply {
+        let conf = self.node.conf_state();
+        let leading = self.soft.role == Role::Leader;
+        let lines = conf.members().map(|id| {
+            let mut line = format!("id={id} role={}", role_in(conf, id));
+            match self.book.get(&id) {
+                Some(m) => line += &format!(" peer={} client={}", m.peer_addr, m.client_addr),
+                None => line += " peer=? client=?",
+            }
+            if self.soft.leader == Some(id) {
+                line += " leader=yes";
+            }
+            if leading && id == self.opts.id {
+                line += &format!(" match={}", self.node.persisted());
+            } else if let Some(p) = self.node.progress().find(|p| p.id == id) {
+                let state = match p.state {
+                    ProgressState::Probe => "probe".to_string(),
+                    ProgressState::Replicate => "replicate".to_string(),
+                    other => format!("{other:?}").to_ascii_lowercase(),
+                };
+                line += &format!(
+                    " match={} next={} state={state}",
+                    p.match_index, p.next_index
+                );
+            }
+            Reply::Bulk(Some(line.into_bytes()))
+        });
+        Reply::Array(lines.collect())
+    }
+
+    /// A committed membership entry: learn the addresses it names, and cut
+    /// off the nodes it removed once no configuration in force names them.
+    fn apply_membership(&mut self, e: &Entry) {
+        let Some(m) = membership_entry(e) else {
+            self.counters.bad_entries += 1;
+            return;
+        };
+        self.learn(&m);
+        for c in m.change.iter().flat_map(|ch| &ch.changes) {
+            match *c {
+                ConfChange::RemoveNode(id) => {
+                    self.removing.insert(id);
+                }
+                ConfChange::AddVoter(id) | ConfChange::AddLearner(id) => {
+                    self.removing.remove(&id);
+                }
+                _ => {}
+            }
+        }
+        let conf = self.node.conf_state().clone();
+        let me = self.opts.id;
+        for id in std::mem::take(&mut self.removing) {
+            if conf.contains(id) {
+                self.removing.insert(id);
+            } else if id == me {
+                warn!(
+                    node = me.get(),
+                    index = e.index.get(),
+                    "this node was removed from the cluster: it takes no part any more; stop it"
+                );
+            } else {
+                info!(
+                    node = me.get(),
+                    removed = id.get(),
+                    index = e.index.get(),
+                    "node removed"
+                );
+                self.net.remove_peer(id);
+                self.book.remove(&id);
+            }
+        }
+    }
+
+    /// A membership entry reached the log (or committed): the addresses its
+    /// context carries go into the book and the network.
+    fn learn(&mut self, m: &MembershipEntry) {
+        let before = self.book.clone();
+        learn_addresses(&mut self.book, self.opts.id, m);
+        for (id, member) in &self.book {
+            if before.get(id) != Some(member) {
+                info!(
+                    node = self.opts.id.get(),
+                    peer = id.get(),
+                    peer_addr = %member.peer_addr,
+                    client_addr = %member.client_addr,
+                    "learnt a member's addresses from the log"
+                );
+                self.net.add_peer(*id, member.peer_addr);
             }
         }
     }
@@ -681,7 +975,7 @@ impl Host {
     /// The answer to a request that only the leader can serve. The format is
     /// Redis Cluster's, so `redis-cli -c` follows it to the leader.
     fn redirect(&self, leader: Option<NodeId>) -> Reply {
-        match leader.and_then(|l| self.opts.members.iter().find(|m| m.id == l)) {
+        match leader.and_then(|l| self.book.get(&l)) {
             Some(m) => Reply::err(format!("MOVED 0 {}", m.client_addr)),
             None => Reply::err("TRYAGAIN no leader known (election in progress); retry shortly"),
         }
@@ -697,6 +991,23 @@ impl Host {
             self.wal
                 .append(ready.entries())
                 .map_err(|e| format!("WAL append failed: {e}"))?;
+            // Before the messages: the leader reaches a new learner with
+            // the very append that adds it.
+            for e in ready.entries() {
+                if let Some(m) = membership_entry(e) {
+                    self.learn(&m);
+                }
+            }
+        }
+        if let Some(c) = ready.conf_state() {
+            info!(
+                node = self.opts.id.get(),
+                voters = ?ids(&c.voters),
+                voters_outgoing = ?ids(&c.voters_outgoing),
+                learners = ?ids(&c.learners),
+                role = role_in(c, self.opts.id),
+                "configuration in force"
+            );
         }
         if let Some(hs) = ready.hard_state() {
             self.hs_latest = *hs;
@@ -714,16 +1025,19 @@ impl Host {
         }
         for e in ready.committed() {
             self.applied = self.applied.max(e.index.get());
-            let reply = if e.kind != EntryKind::Normal {
-                None
-            } else {
-                match Logged::decode(&e.data) {
+            let reply = match e.kind {
+                EntryKind::Normal => match Logged::decode(&e.data) {
                     Some(cmd) => Some(self.store.apply(cmd)),
                     None => {
                         self.counters.bad_entries += 1;
                         Some(Reply::err("ERR undecodable log entry"))
                     }
+                },
+                EntryKind::Membership => {
+                    self.apply_membership(e);
+                    Some(Reply::ok())
                 }
+                _ => None,
             };
             if let Some(w) = self.waiting.remove(&e.id()) {
                 let _ = w
@@ -873,10 +1187,8 @@ impl Host {
             other => format!("{other:?}").to_ascii_lowercase(),
         };
         let addr_of = |id: NodeId| {
-            self.opts
-                .members
-                .iter()
-                .find(|m| m.id == id)
+            self.book
+                .get(&id)
                 .map_or(String::new(), |m| m.client_addr.to_string())
         };
         let n = &self.net.stats;
@@ -909,6 +1221,18 @@ impl Host {
         line("persisted_index", s.persisted.to_string());
         line("recovering", u8::from(s.recovering).to_string());
         line("dropped_messages", s.dropped.total().to_string());
+        line("# Membership", String::new());
+        let list = |v: &[NodeId]| {
+            v.iter()
+                .map(NodeId::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        line("membership", role_in(&s.conf_state, s.id).to_string());
+        line("voters", list(&s.conf_state.voters));
+        line("voters_outgoing", list(&s.conf_state.voters_outgoing));
+        line("learners", list(&s.conf_state.learners));
+        line("promotions_pending", self.promotions.len().to_string());
         line("# Storage", String::new());
         line("wal_last_index", self.wal.last_index().to_string());
         line("wal_fsyncs", self.wal.syncs.to_string());
@@ -966,6 +1290,11 @@ impl Host {
         line("peer_bad_frames", ld(&n.bad_frames).to_string());
         line("peer_bad_handshakes", ld(&n.bad_handshakes).to_string());
         line("peer_auth_failures", ld(&n.auth_failures).to_string());
+        line("peer_dropped_no_link", ld(&n.dropped_no_link).to_string());
+        line(
+            "peer_dropped_removed",
+            (ld(&n.dropped_removed) + c.peer_msgs_from_removed).to_string(),
+        );
         line(
             "peer_auth",
             if self.opts.cluster_secret.is_some() {
@@ -977,6 +1306,53 @@ impl Host {
         );
         out
     }
+}
+
+/// The payload of a membership entry; `None` for any other entry (or one
+/// that does not decode, which the node would have refused).
+fn membership_entry(e: &Entry) -> Option<MembershipEntry> {
+    if e.kind != EntryKind::Membership {
+        return None;
+    }
+    MembershipEntry::decode(&e.data).ok()
+}
+
+/// Puts the addresses `m`'s context carries (`ID=PEER_ADDR/CLIENT_ADDR`,
+/// as `--cluster` writes them) into `book`; this node's own stay as its
+/// command line says.
+fn learn_addresses(book: &mut BTreeMap<NodeId, Member>, me: NodeId, m: &MembershipEntry) {
+    let Some(ch) = &m.change else { return };
+    let Ok(text) = std::str::from_utf8(&ch.context) else {
+        return;
+    };
+    for member in cluster::parse_cluster(text).unwrap_or_default() {
+        if member.id != me {
+            book.insert(member.id, member);
+        }
+    }
+}
+
+/// What `id` is in `conf`, as `CLUSTER MEMBERS` and `INFO` say it.
+fn role_in(conf: &ConfState, id: NodeId) -> &'static str {
+    if conf.voters.contains(&id) {
+        "voter"
+    } else if conf.voters_outgoing.contains(&id) {
+        "outgoing"
+    } else if conf.learners.contains(&id) {
+        "learner"
+    } else {
+        "none"
+    }
+}
+
+fn ids(v: &[NodeId]) -> Vec<u64> {
+    v.iter().map(|id| id.get()).collect()
+}
+
+fn not_a_learner(id: NodeId) -> Reply {
+    Reply::err(format!(
+        "ERR node {id} is not a member; add it with CLUSTER ADDLEARNER first"
+    ))
 }
 
 /// ms since the Unix epoch by this machine's clock.

@@ -16,7 +16,8 @@
 //! index, CRC) written once, and two *sync-mark* slots at bytes 512 and 1024.
 //! Records follow from byte 4096:
 //! `len: u32 | crc32c: u32 | index: u64 | term: u64 | kind: u8 | data`, the
-//! CRC covering the length and everything after it. Appends are buffered and
+//! CRC covering the length and everything after it (`kind`: 0 a client
+//! command, 1 a new leader's no-op, 2 a membership change). Appends are buffered and
 //! reach the disk in [`Wal::sync`], the one `fdatasync` a whole group of
 //! Readies shares.
 //!
@@ -967,6 +968,7 @@ fn encode_record(e: &Entry, out: &mut Vec<u8>) -> io::Result<usize> {
     let kind = match e.kind {
         EntryKind::Normal => 0u8,
         EntryKind::Noop => 1u8,
+        EntryKind::Membership => 2u8,
         other => {
             return Err(io::Error::other(format!(
                 "entry kind {other:?} has no WAL encoding yet"
@@ -1039,6 +1041,7 @@ fn parse_record(bytes: &[u8]) -> Result<(Entry, usize), BadRecord> {
     let kind = match p[16] {
         0 => EntryKind::Normal,
         1 => EntryKind::Noop,
+        2 => EntryKind::Membership,
         k => {
             return Err(BadRecord {
                 claimed_end: Some(end),
@@ -1231,6 +1234,27 @@ mod tests {
         assert_eq!(rec.entries.len(), 21);
         assert_eq!(rec.entries[19], entry(2, 20, "x"));
         assert_eq!(rec.entries[18], entry(1, 19, "v19"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_entry_kind_survives_reopen() {
+        let dir = tmp("kinds");
+        let (mut wal, _) = open(&dir, BIG).unwrap();
+        let kinds = [EntryKind::Normal, EntryKind::Noop, EntryKind::Membership];
+        let entries: Vec<Entry> = kinds
+            .iter()
+            .zip(1..)
+            .map(|(&kind, i)| Entry {
+                kind,
+                ..entry(1, i, "payload")
+            })
+            .collect();
+        wal.append(&entries).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let (_, rec) = open(&dir, BIG).unwrap();
+        assert_eq!(rec.entries, entries);
         fs::remove_dir_all(&dir).unwrap();
     }
 
