@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! kv_store node --id 1 --data DIR --cluster 1=127.0.0.1:7001/127.0.0.1:6001,2=...,3=...
-//!               [--bootstrap | --join] [--accept-data-loss] [--log LEVEL]
-//! kv_store demo                       # three processes on loopback, a failover, checks
+//!               [--bootstrap | --join-cluster | --rejoin] [--accept-data-loss] [--log LEVEL]
+//! kv_store demo                       # processes on loopback: failover, membership changes
 //! kv_store load --addr 127.0.0.1:6001[,...] [--clients 16] [--seconds 5] [--value-bytes 100]
 //! kv_store bench [--clients 1,16,128] [--seconds 5]    # local cluster + load, + fsync cost
 //! kv_store fsync-bench [--dir DIR] [--count 200]
@@ -42,13 +42,22 @@ use zaft::NodeId;
 const USAGE: &str = "usage:
   kv_store node --id ID --data DIR --cluster ID=PEER_ADDR/CLIENT_ADDR,...
                 [--reads index|lease|log] [--exit-with-parent]
-                [--bootstrap | --join] [--accept-data-loss]
+                [--bootstrap | --join-cluster | --rejoin] [--accept-data-loss]
                 [--log off|error|warn|info|debug|trace]
                 [--cluster-secret FILE | --cluster-secret-env VAR]
                 [--requirepass PASSWORD | --requirepass-env VAR]
+      --cluster           this node and the members it knows of; the founding
+                          voters on --bootstrap. Later members and removals come
+                          from the log (CLUSTER ADDLEARNER carries the addresses)
       --bootstrap         first start of a brand-new cluster: set up an empty DIR
-      --join              this node lost its data: set up an empty DIR and catch up
-                          from the current leader before voting again
+                          with the --cluster ids as the founding voters
+      --join-cluster      first start of a node new to a running cluster: set up
+                          an empty DIR with no voters (list the current members and
+                          this node in --cluster); it waits, never campaigning,
+                          until CLUSTER ADDLEARNER and CLUSTER PROMOTE on the leader
+      --rejoin            this node lost its data: set up an empty DIR and catch up
+                          from the current leader before voting again (--join is
+                          the old name; a new id and --join-cluster is safer)
       --accept-data-loss  start from a damaged WAL with the entries before the
                           damage, then catch up from the leader
       --cluster-secret FILE, --cluster-secret-env VAR
@@ -117,11 +126,23 @@ fn run() -> Result<(), String> {
                 "log" => server::ReadMode::Log,
                 other => return Err(format!("--reads: want index, lease or log, not {other:?}")),
             };
-            let start = match (flags.contains_key("bootstrap"), flags.contains_key("join")) {
-                (false, false) => datadir::Start::Restart,
-                (true, false) => datadir::Start::Bootstrap,
-                (false, true) => datadir::Start::Join,
-                (true, true) => return Err("--bootstrap and --join exclude each other".into()),
+            let starts = [
+                ("bootstrap", datadir::Start::Bootstrap),
+                ("join-cluster", datadir::Start::JoinCluster),
+                ("rejoin", datadir::Start::Rejoin),
+                ("join", datadir::Start::Rejoin),
+            ];
+            let given: Vec<_> = starts
+                .iter()
+                .filter(|(f, _)| flags.contains_key(*f))
+                .collect();
+            let start = match given[..] {
+                [] => datadir::Start::Restart,
+                [&(_, s)] => s,
+                _ => {
+                    let names: Vec<String> = given.iter().map(|(f, _)| format!("--{f}")).collect();
+                    return Err(format!("{} exclude each other", names.join(" and ")));
+                }
             };
             log::init(level);
             let cluster_secret =

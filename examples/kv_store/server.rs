@@ -118,8 +118,9 @@ pub enum ReadMode {
 /// Everything one node process needs.
 pub struct NodeOptions {
     pub id: NodeId,
-    /// The members this node knows of at start (`--cluster`): the founding
-    /// voters; the log adds and removes members from there.
+    /// The members this node knows of at start (`--cluster`): itself, and
+    /// the nodes it can reach. Founding voters of a cluster set up now with
+    /// `--bootstrap`; the log adds and removes members from there.
     pub members: Vec<Member>,
     pub data_dir: PathBuf,
     pub read_mode: ReadMode,
@@ -259,14 +260,17 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         .find(|m| m.id == opts.id)
         .cloned()
         .ok_or_else(|| format!("node {} is not in --cluster", opts.id))?;
+    let cluster_ids: Vec<NodeId> = opts.members.iter().map(|m| m.id).collect();
     let datadir::Opened {
         wal,
         recovered: rec,
         lost_data,
+        founders,
     } = datadir::open(
         &opts.data_dir,
         opts.id,
         opts.start,
+        &cluster_ids,
         opts.accept_data_loss,
         SEGMENT_BYTES,
     )?;
@@ -311,8 +315,9 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
         "WAL recovered"
     );
 
-    let voters: Vec<NodeId> = opts.members.iter().map(|m| m.id).collect();
-    let mut config = Config::new(opts.id, voters);
+    // The founding voters the data directory recorded (none on a node that
+    // joined a running cluster): the log's membership entries do the rest.
+    let mut config = Config::new(opts.id, founders);
     config.heartbeat_interval_ticks = 5;
     config.election_timeout_ticks_min = 30;
     config.election_timeout_ticks_max = 60;
@@ -357,6 +362,17 @@ pub fn run(opts: NodeOptions) -> Result<(), Fatal> {
              campaign until it has caught up from the leader"
         );
         datadir::set_recovering(&opts.data_dir, opts.id, true)?;
+    }
+    if !node.conf_state().contains(opts.id) {
+        info!(
+            node = opts.id.get(),
+            "not a member yet: this node waits to be added. On the leader: CLUSTER ADDLEARNER \
+             {} {} {}, then CLUSTER PROMOTE {}",
+            opts.id,
+            me.peer_addr,
+            me.client_addr,
+            opts.id
+        );
     }
 
     let peer_listener = TcpListener::bind(me.peer_addr)
