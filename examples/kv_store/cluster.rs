@@ -1,5 +1,6 @@
 //! Running a cluster of node processes on loopback, for the demo and the
-//! benchmark: free ports, child processes, logs, clean-up.
+//! benchmark: free ports, child processes (founding members and nodes that
+//! join later), logs, clean-up.
 
 use std::collections::HashMap;
 use std::fs;
@@ -64,6 +65,9 @@ pub fn parse_info(r: &Reply) -> HashMap<String, String> {
 
 pub struct Cluster {
     pub dir: PathBuf,
+    /// Every node ever started, in order of id (node `i` has id `i + 1`),
+    /// removed ones included: restarts list them all in `--cluster`, which
+    /// only tells a node addresses.
     pub members: Vec<Member>,
     children: Vec<Option<Child>>,
     exe: PathBuf,
@@ -100,6 +104,26 @@ impl Cluster {
 
     pub fn log_path(&self, i: usize) -> PathBuf {
         self.dir.join(format!("node{}.log", i + 1))
+    }
+
+    /// Starts a node new to the running cluster (`--join-cluster`, an empty
+    /// data directory), with the next id and free ports; returns its index.
+    /// It waits until the leader adds it (`CLUSTER ADDLEARNER`).
+    pub fn add_node(&mut self) -> io::Result<usize> {
+        let addrs = free_addrs(2)?;
+        let i = self.members.len();
+        self.members.push(Member {
+            id: NodeId(i as u64 + 1),
+            peer_addr: addrs[0],
+            client_addr: addrs[1],
+        });
+        self.children.push(None);
+        self.spawn(i, &["--join-cluster"])?;
+        Ok(i)
+    }
+
+    pub fn running(&self, i: usize) -> bool {
+        self.children[i].is_some()
     }
 
     /// Starts node `i`; `flags` go after the usual ones.
