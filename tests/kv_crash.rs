@@ -12,7 +12,11 @@
 //!   the directory wiped) starts if the damage is a torn write, is refused
 //!   with a message naming the file, byte and loss otherwise, and with the
 //!   flag that message names catches up from the leader;
-//! - garbage on the client and peer ports is answered or dropped, not a crash.
+//! - garbage on the client and peer ports is answered or dropped, not a crash;
+//! - membership changes (`CLUSTER ADDLEARNER | PROMOTE | REMOVE`) finish
+//!   after `kill -9` of the leader and of the node being added, under load,
+//!   with no acknowledged write lost and a linearizable history; each
+//!   command's refusals say why.
 //!
 //! They build the example once (`cargo build --example kv_store`) and take
 //! about a minute, so they are `#[ignore]`d: run them with
@@ -83,6 +87,8 @@ struct Node {
 
 struct Cluster {
     dir: PathBuf,
+    /// Every node ever added, in order of id (node `i` has id `i + 1`): the
+    /// founding members first, then the ones [`Cluster::add_node`] added.
     nodes: Vec<Node>,
     children: Vec<Option<Child>>,
     /// Stopped with SIGSTOP: the process exists but answers nothing.
@@ -120,6 +126,26 @@ impl Cluster {
         c
     }
 
+    /// Reserves ports for a node new to the cluster; returns its index.
+    /// Start it with `start_with(i, &["--join-cluster"])`.
+    fn add_node(&mut self) -> usize {
+        let ls: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            id: i as u64 + 1,
+            peer: ls[0].local_addr().unwrap(),
+            client: ls[1].local_addr().unwrap(),
+        });
+        self.children.push(None);
+        self.paused.push(false);
+        i
+    }
+
+    /// Every node added so far: a founding member started with `--bootstrap`
+    /// records the founding voters then, and later lists only give
+    /// addresses.
     fn spec(&self) -> String {
         self.nodes
             .iter()
@@ -246,8 +272,9 @@ impl Cluster {
     fn converge(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            let infos: Vec<_> = (0..self.nodes.len()).filter_map(|i| self.info(i)).collect();
-            if infos.len() == self.nodes.len() {
+            let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.up(i)).collect();
+            let infos: Vec<_> = running.iter().filter_map(|&i| self.info(i)).collect();
+            if infos.len() == running.len() {
                 let commit = infos
                     .iter()
                     .find(|m| m["role"] == "leader")
@@ -319,8 +346,13 @@ struct Conn {
 
 impl Conn {
     fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        Conn::open_waiting(addr, Duration::from_secs(5))
+    }
+
+    /// A connection whose replies may take up to `wait`.
+    fn open_waiting(addr: SocketAddr, wait: Duration) -> std::io::Result<Conn> {
         let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.set_read_timeout(Some(wait))?;
         s.set_nodelay(true)?;
         Ok(Conn {
             r: BufReader::new(s.try_clone()?),
@@ -414,9 +446,14 @@ impl Recorder {
             },
             Ok(Reply::Error(e)) if e.starts_with("MOVED ") => {
                 let to: Option<SocketAddr> = e.rsplit(' ').next().and_then(|a| a.parse().ok());
-                self.at = to
-                    .and_then(|a| self.addrs.iter().position(|&x| x == a))
-                    .unwrap_or((self.at + 1) % self.addrs.len());
+                self.at = match to {
+                    // A node that joined after this client started leads.
+                    Some(a) => self.addrs.iter().position(|&x| x == a).unwrap_or_else(|| {
+                        self.addrs.push(a);
+                        self.addrs.len() - 1
+                    }),
+                    None => (self.at + 1) % self.addrs.len(),
+                };
                 self.conn = None;
                 Attempt::Retry
             }
@@ -508,6 +545,145 @@ const SHARED_KEYS: u64 = 6;
 /// Keys from here on are written once each: the durability check.
 const UNIQUE_KEY_BASE: u64 = 1_000_000;
 
+/// Six clients, each a thread: writes of unique values to the shared keys,
+/// linearizable reads of them, and writes of never-reused keys, every
+/// attempt recorded in one history.
+struct Load {
+    epoch: Instant,
+    addrs: Vec<SocketAddr>,
+    history: Arc<Mutex<Vec<Event>>>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(seed: u64, addrs: Vec<SocketAddr>) -> Load {
+        let epoch = Instant::now();
+        let history = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let next_unique = Arc::new(AtomicU64::new(UNIQUE_KEY_BASE));
+        let n = addrs.len();
+        let clients = (0..6u64)
+            .map(|id| {
+                let (history, stop, next_unique, addrs) = (
+                    history.clone(),
+                    stop.clone(),
+                    next_unique.clone(),
+                    addrs.clone(),
+                );
+                let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                thread::spawn(move || {
+                    let mut r = Recorder {
+                        id,
+                        addrs,
+                        at: id as usize % n,
+                        conn: None,
+                        epoch,
+                    };
+                    let mut seq = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        seq += 1;
+                        let value = (id << 40) | seq;
+                        let op = match rng.below(10) {
+                            0..=3 => Op::Write {
+                                key: rng.below(SHARED_KEYS),
+                                value,
+                            },
+                            4..=6 => Op::Read {
+                                key: rng.below(SHARED_KEYS),
+                            },
+                            _ => Op::Write {
+                                key: next_unique.fetch_add(1, Ordering::Relaxed),
+                                value,
+                            },
+                        };
+                        r.run(op, &history);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            epoch,
+            addrs,
+            history,
+            stop,
+            clients,
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients.drain(..) {
+            c.join().expect("client thread");
+        }
+    }
+
+    /// Once the running nodes have converged: every acknowledged unique
+    /// write is on every running node, and the whole history, final reads of
+    /// the shared keys included, is linearizable.
+    fn check(self, name: &str, cluster: &Cluster) {
+        let mut history = Arc::try_unwrap(self.history).unwrap().into_inner().unwrap();
+        let acked: Vec<(u64, u64)> = history
+            .iter()
+            .filter_map(|e| match (e.op, e.outcome) {
+                (Op::Write { key, value }, Outcome::Ok(_)) if key >= UNIQUE_KEY_BASE => {
+                    Some((key, value))
+                }
+                _ => None,
+            })
+            .collect();
+        let count = |f: fn(&Outcome) -> bool| history.iter().filter(|e| f(&e.outcome)).count();
+        eprintln!(
+            "{name}: {} operations: {} ok, {} failed, {} unknown; {} acknowledged unique writes",
+            history.len(),
+            count(|o| matches!(o, Outcome::Ok(_))),
+            count(|o| matches!(o, Outcome::Fail)),
+            count(|o| matches!(o, Outcome::Unknown)),
+            acked.len()
+        );
+        assert!(
+            acked.len() > 100,
+            "too little load got through: {}",
+            acked.len()
+        );
+
+        // Every acknowledged write is on every running node.
+        for (i, n) in cluster.nodes.iter().enumerate() {
+            if !cluster.up(i) {
+                continue;
+            }
+            let mut c = Conn::open(n.client).unwrap();
+            for &(key, value) in &acked {
+                let got = c.call(&["STALEGET", &format!("k{key}")]).unwrap();
+                assert_eq!(
+                    got,
+                    Reply::Bulk(Some(value.to_string())),
+                    "node {} lost acknowledged write k{key}={value}",
+                    i + 1
+                );
+            }
+        }
+
+        // Final reads of the shared keys, after everything else: the history
+        // must also explain them.
+        let mut r = Recorder {
+            id: 99,
+            addrs: self.addrs,
+            at: 0,
+            conn: None,
+            epoch: self.epoch,
+        };
+        let final_history = Mutex::new(Vec::new());
+        for key in 0..SHARED_KEYS {
+            while matches!(r.run(Op::Read { key }, &final_history), Outcome::Fail) {}
+        }
+        history.extend(final_history.into_inner().unwrap());
+        if let Err(v) = check(&history) {
+            panic!("{name}: {v}");
+        }
+    }
+}
+
 fn crash_under_load(name: &str, extra: &[&str]) {
     let seed = seed();
     eprintln!("{name}: seed {seed} (set KV_CRASH_SEED to replay the choice of victims)");
@@ -515,50 +691,8 @@ fn crash_under_load(name: &str, extra: &[&str]) {
     let mut cluster = Cluster::new(name, 3, extra);
     cluster.leader(Duration::from_secs(15));
 
-    let epoch = Instant::now();
-    let history = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let next_unique = Arc::new(AtomicU64::new(UNIQUE_KEY_BASE));
     let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
-    let clients: Vec<_> = (0..6u64)
-        .map(|id| {
-            let (history, stop, next_unique, addrs) = (
-                history.clone(),
-                stop.clone(),
-                next_unique.clone(),
-                addrs.clone(),
-            );
-            let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            thread::spawn(move || {
-                let mut r = Recorder {
-                    id,
-                    addrs,
-                    at: id as usize % 3,
-                    conn: None,
-                    epoch,
-                };
-                let mut seq = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    seq += 1;
-                    let value = (id << 40) | seq;
-                    let op = match rng.below(10) {
-                        0..=3 => Op::Write {
-                            key: rng.below(SHARED_KEYS),
-                            value,
-                        },
-                        4..=6 => Op::Read {
-                            key: rng.below(SHARED_KEYS),
-                        },
-                        _ => Op::Write {
-                            key: next_unique.fetch_add(1, Ordering::Relaxed),
-                            value,
-                        },
-                    };
-                    r.run(op, &history);
-                }
-            })
-        })
-        .collect();
+    let mut load = Load::start(seed, addrs);
 
     let mut kills = Vec::new();
     for round in 0..6 {
@@ -575,10 +709,7 @@ fn crash_under_load(name: &str, extra: &[&str]) {
         cluster.start(victim);
     }
     thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().expect("client thread");
-    }
+    load.stop();
     eprintln!("{name}: killed (node, was leader): {kills:?}");
     assert!(
         kills.iter().any(|&(_, l)| l),
@@ -587,63 +718,7 @@ fn crash_under_load(name: &str, extra: &[&str]) {
 
     cluster.leader(Duration::from_secs(15));
     cluster.converge(Duration::from_secs(30));
-
-    let mut history = Arc::try_unwrap(history).unwrap().into_inner().unwrap();
-    let acked: Vec<(u64, u64)> = history
-        .iter()
-        .filter_map(|e| match (e.op, e.outcome) {
-            (Op::Write { key, value }, Outcome::Ok(_)) if key >= UNIQUE_KEY_BASE => {
-                Some((key, value))
-            }
-            _ => None,
-        })
-        .collect();
-    let count = |f: fn(&Outcome) -> bool| history.iter().filter(|e| f(&e.outcome)).count();
-    eprintln!(
-        "{name}: {} operations: {} ok, {} failed, {} unknown; {} acknowledged unique writes",
-        history.len(),
-        count(|o| matches!(o, Outcome::Ok(_))),
-        count(|o| matches!(o, Outcome::Fail)),
-        count(|o| matches!(o, Outcome::Unknown)),
-        acked.len()
-    );
-    assert!(
-        acked.len() > 100,
-        "too little load got through: {}",
-        acked.len()
-    );
-
-    // Every acknowledged write is on every node.
-    for (i, n) in cluster.nodes.iter().enumerate() {
-        let mut c = Conn::open(n.client).unwrap();
-        for &(key, value) in &acked {
-            let got = c.call(&["STALEGET", &format!("k{key}")]).unwrap();
-            assert_eq!(
-                got,
-                Reply::Bulk(Some(value.to_string())),
-                "node {} lost acknowledged write k{key}={value}",
-                i + 1
-            );
-        }
-    }
-
-    // Final reads of the shared keys, after everything else: the history
-    // must also explain them.
-    let mut r = Recorder {
-        id: 99,
-        addrs,
-        at: 0,
-        conn: None,
-        epoch,
-    };
-    let final_history = Mutex::new(Vec::new());
-    for key in 0..SHARED_KEYS {
-        while matches!(r.run(Op::Read { key }, &final_history), Outcome::Fail) {}
-    }
-    history.extend(final_history.into_inner().unwrap());
-    if let Err(v) = check(&history) {
-        panic!("{name}: {v}");
-    }
+    load.check(name, &cluster);
 }
 
 #[test]
@@ -1035,7 +1110,7 @@ fn wal_cut_to_half_is_refused_as_lost_data_until_accepted() {
                 format!("corrupt WAL: {}", seg.display()),
                 "records that were durable are lost".into(),
                 "--accept-data-loss".into(),
-                "--join".into(),
+                "--rejoin".into(),
             ],
             flag: "--accept-data-loss",
             votes_again: false,
@@ -1067,16 +1142,17 @@ fn wal_segment_zeroed_is_refused_as_lost_data_until_accepted() {
 
 #[test]
 #[ignore = "slow: builds the example and runs three processes; run with --ignored"]
-fn wiped_data_dir_is_refused_until_join_and_then_catches_up() {
+fn wiped_data_dir_is_refused_until_rejoin_and_then_catches_up() {
     damaged_follower("wiped", |cluster, v| {
         fs::remove_dir_all(cluster.data_dir(v)).unwrap();
         Expect::Refused {
             says: vec![
                 "holds no data".into(),
                 "--bootstrap".into(),
-                "--join".into(),
+                "--join-cluster".into(),
+                "--rejoin".into(),
             ],
-            flag: "--join",
+            flag: "--rejoin",
             votes_again: true,
         }
     });
@@ -1496,4 +1572,421 @@ fn clients_must_auth_with_requirepass() {
     let info = cluster.info(leader).unwrap();
     assert_eq!(info["requirepass"], "yes");
     assert_eq!(info["client_auth_failures"], "2", "{info:?}");
+}
+
+// ---- membership changes ------------------------------------------------------
+
+/// Sends `args` (a `CLUSTER` command) to the leader, following `MOVED` and
+/// waiting out elections, `TRYAGAIN` and nodes that are down, until a node
+/// answers for good: `+OK`, an `-ERR`, or an array; returns that answer.
+fn admin(cluster: &Cluster, args: &[&str]) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut at = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} got no answer in 30 s\n{}",
+            cluster.logs()
+        );
+        let i = at % cluster.nodes.len();
+        if !cluster.up(i) {
+            at += 1;
+            continue;
+        }
+        let r = Conn::open_waiting(cluster.nodes[i].client, Duration::from_secs(20))
+            .and_then(|mut c| c.call(args));
+        match r {
+            Ok(Reply::Error(e)) if e.starts_with("MOVED ") => {
+                let to: Option<SocketAddr> = e.rsplit(' ').next().and_then(|a| a.parse().ok());
+                at = to
+                    .and_then(|a| cluster.nodes.iter().position(|n| n.client == a))
+                    .unwrap_or(at + 1);
+            }
+            Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN") || e.starts_with("TIMEOUT") => {
+                if e.starts_with("TRYAGAIN no leader") {
+                    at += 1;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            Ok(r) => return r,
+            Err(_) => {
+                at += 1;
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Runs a membership change until it is done: `+OK`, or the refusal that
+/// says an earlier attempt, cut short by a crash, committed after all.
+/// Returns whether it had.
+fn finish(cluster: &Cluster, args: &[&str], done_already: &str) -> bool {
+    match admin(cluster, args) {
+        Reply::Simple(s) if s == "OK" => false,
+        Reply::Error(e) if e.contains(done_already) => true,
+        other => panic!("{args:?}: {other:?}\n{}", cluster.logs()),
+    }
+}
+
+/// Waits until node `i` answers PING.
+fn wait_up(cluster: &Cluster, i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Conn::open(cluster.nodes[i].client)
+        .and_then(|mut c| c.call(&["PING"]))
+        .is_ok_and(|r| r == Reply::Simple("PONG".into()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node {} did not start\n{}",
+            i + 1,
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn add_learner_args(cluster: &Cluster, i: usize) -> Vec<String> {
+    let n = &cluster.nodes[i];
+    vec![
+        "CLUSTER".into(),
+        "ADDLEARNER".into(),
+        n.id.to_string(),
+        n.peer.to_string(),
+        n.client.to_string(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Sends `args` to the leader and `kill -9`s `victim` (the leader if
+/// `None`) a few ms later, before or after the change reaches the log;
+/// restarts it after a while. Returns who was killed.
+fn change_and_kill(
+    cluster: &mut Cluster,
+    rng: &mut Rng,
+    args: &[&str],
+    victim: Option<usize>,
+) -> usize {
+    let leader = cluster.leader(Duration::from_secs(15));
+    let victim = victim.unwrap_or(leader);
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    c.send(args).unwrap();
+    thread::sleep(Duration::from_millis(rng.below(20)));
+    cluster.kill(victim);
+    thread::sleep(Duration::from_millis(300 + rng.below(500)));
+    cluster.start(victim);
+    victim
+}
+
+fn voters(cluster: &Cluster, i: usize) -> Vec<u64> {
+    let info = cluster.info(i).expect("the node answers INFO");
+    let mut v: Vec<u64> = info["voters"]
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The cluster grows from three voters to five and loses one, under the
+/// load of `crash_under_load`, with `kill -9`s in the middle of each
+/// change: node 4 killed while it catches up as a learner (and restarted
+/// from its data directory, with no voters: its log says what it is), the
+/// leader killed right after it was asked to add node 5 and again to
+/// remove a founding member, node 5 killed as it is promoted. Each change
+/// is then finished (a retry finds it done or does it), the removed node is
+/// stopped, and no acknowledged write is lost, the history is linearizable,
+/// every remaining node agrees on the voters, and every one cut the removed
+/// node off.
+#[test]
+#[ignore = "slow: builds the example, runs five processes and kills them; run with --ignored"]
+fn membership_changes_survive_kill_9_of_the_leader_and_of_joining_nodes_under_load() {
+    let name = "membership";
+    let seed = seed();
+    eprintln!("{name}: seed {seed} (set KV_CRASH_SEED to replay the timing of the kills)");
+    let mut rng = Rng(seed);
+    let mut cluster = Cluster::new(name, 3, &[]);
+    cluster.leader(Duration::from_secs(15));
+    let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
+    let mut load = Load::start(seed, addrs);
+    let mut kills = Vec::new();
+    // Which interrupted changes had committed before their crash.
+    let mut survived = Vec::new();
+    thread::sleep(Duration::from_millis(800));
+
+    // Node 4 killed while it catches up as a learner.
+    let n4 = cluster.add_node();
+    cluster.start_with(n4, &["--join-cluster"]);
+    wait_up(&cluster, n4);
+    assert!(!finish(
+        &cluster,
+        &strs(&add_learner_args(&cluster, n4)),
+        "as it is"
+    ));
+    thread::sleep(Duration::from_millis(rng.below(60)));
+    cluster.kill(n4);
+    kills.push(("node 4, a learner catching up", n4 + 1));
+    thread::sleep(Duration::from_millis(300 + rng.below(500)));
+    cluster.start(n4);
+    assert!(!finish(&cluster, &["CLUSTER", "PROMOTE", "4"], "as it is"));
+
+    // The leader killed as it adds node 5.
+    let n5 = cluster.add_node();
+    cluster.start_with(n5, &["--join-cluster"]);
+    wait_up(&cluster, n5);
+    let add5 = add_learner_args(&cluster, n5);
+    let k = change_and_kill(&mut cluster, &mut rng, &strs(&add5), None);
+    kills.push(("the leader, adding node 5", k + 1));
+    survived.push(("add 5", finish(&cluster, &strs(&add5), "as it is")));
+
+    // Node 5 killed as it is promoted.
+    let k = change_and_kill(
+        &mut cluster,
+        &mut rng,
+        &["CLUSTER", "PROMOTE", "5"],
+        Some(n5),
+    );
+    kills.push(("node 5, being promoted", k + 1));
+    survived.push((
+        "promote 5",
+        finish(&cluster, &["CLUSTER", "PROMOTE", "5"], "as it is"),
+    ));
+
+    // The leader killed as it removes a founding member.
+    let leader = cluster.leader(Duration::from_secs(15));
+    let gone = (0..3).find(|&i| i != leader).unwrap();
+    let gone_id = (gone + 1).to_string();
+    let k = change_and_kill(
+        &mut cluster,
+        &mut rng,
+        &["CLUSTER", "REMOVE", &gone_id],
+        Some(leader),
+    );
+    kills.push(("the leader, removing a member", k + 1));
+    survived.push((
+        "remove",
+        finish(
+            &cluster,
+            &["CLUSTER", "REMOVE", &gone_id],
+            "is not a member",
+        ),
+    ));
+    cluster.kill(gone);
+
+    // One more, anywhere.
+    let running: Vec<usize> = (0..cluster.nodes.len())
+        .filter(|&i| cluster.up(i))
+        .collect();
+    let k = running[rng.below(running.len() as u64) as usize];
+    cluster.kill(k);
+    kills.push(("any node", k + 1));
+    thread::sleep(Duration::from_millis(300 + rng.below(500)));
+    cluster.start(k);
+    thread::sleep(Duration::from_secs(1));
+    load.stop();
+    eprintln!(
+        "{name}: killed: {kills:?}; removed node {}; interrupted changes that had committed: \
+         {survived:?}",
+        gone + 1
+    );
+
+    cluster.leader(Duration::from_secs(15));
+    cluster.converge(Duration::from_secs(30));
+    let mut want: Vec<u64> = (1..=5).filter(|&id| id != gone as u64 + 1).collect();
+    want.sort();
+    for i in (0..cluster.nodes.len()).filter(|&i| cluster.up(i)) {
+        assert_eq!(voters(&cluster, i), want, "node {}'s voters", i + 1);
+        let log = fs::read_to_string(cluster.log(i)).unwrap();
+        assert!(
+            log.contains("node removed") && log.contains(&format!("removed={}", gone + 1)),
+            "node {} did not cut node {} off:\n{log}",
+            i + 1,
+            gone + 1
+        );
+    }
+    load.check(name, &cluster);
+}
+
+/// `CLUSTER ADDLEARNER` refuses, saying why: on a follower (`MOVED` to the
+/// leader), a voter, a bad address, id 0, a node already a learner, the
+/// wrong arity. A node that joined with `--join-cluster` and was added
+/// learns the members from the log, and every member learns its addresses
+/// the same way.
+#[test]
+#[ignore = "slow: builds the example and runs four processes; run with --ignored"]
+fn cluster_addlearner_refusals_say_why_and_a_learner_learns_the_members_from_the_log() {
+    let mut cluster = Cluster::new("addlearner", 3, &[]);
+    let leader = cluster.leader(Duration::from_secs(15));
+    let follower = (leader + 1) % 3;
+    let mut f = Conn::open(cluster.nodes[follower].client).unwrap();
+    let n4 = cluster.add_node();
+    let add4 = add_learner_args(&cluster, n4);
+    assert_eq!(
+        f.call(&strs(&add4)).unwrap(),
+        Reply::Error(format!("MOVED 0 {}", cluster.nodes[leader].client))
+    );
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    let f_id = (follower + 1).to_string();
+    for (args, want) in [
+        (
+            vec!["CLUSTER", "ADDLEARNER", &f_id, "127.0.0.1:1", "127.0.0.1:2"],
+            format!("ERR node {f_id} is a voter; CLUSTER ADDLEARNER adds a node that is not"),
+        ),
+        (
+            vec!["CLUSTER", "ADDLEARNER", "4", "nowhere", "127.0.0.1:2"],
+            "ERR invalid address 'nowhere': want IP:PORT".into(),
+        ),
+        (
+            vec!["CLUSTER", "ADDLEARNER", "0", "127.0.0.1:1", "127.0.0.1:2"],
+            "ERR node id 0 is reserved".into(),
+        ),
+        (
+            vec!["CLUSTER", "ADDLEARNER", "4"],
+            "ERR wrong number of arguments for 'cluster|addlearner' command".into(),
+        ),
+    ] {
+        assert_eq!(c.call(&args).unwrap(), Reply::Error(want), "{args:?}");
+    }
+
+    cluster.start_with(n4, &["--join-cluster"]);
+    wait_up(&cluster, n4);
+    assert_eq!(c.call(&strs(&add4)).unwrap(), ok());
+    assert_eq!(
+        c.call(&strs(&add4)).unwrap(),
+        Reply::Error("ERR the membership change leaves the configuration as it is".into())
+    );
+    assert_eq!(c.call(&["SET", "k", "v"]).unwrap(), ok());
+    cluster.converge(Duration::from_secs(20));
+    let info = cluster.info(n4).unwrap();
+    assert_eq!(info["membership"], "learner", "{info:?}");
+    let mut l = Conn::open(cluster.nodes[n4].client).unwrap();
+    assert_eq!(l.call(&["STALEGET", "k"]).unwrap(), bulk("v"));
+    // A follower knows node 4's addresses only from the entry's context.
+    let want = format!(
+        "id=4 role=learner peer={} client={}",
+        cluster.nodes[n4].peer, cluster.nodes[n4].client
+    );
+    let Reply::Array(lines) = f.call(&["CLUSTER", "MEMBERS"]).unwrap() else {
+        panic!("CLUSTER MEMBERS answers an array");
+    };
+    assert!(lines.contains(&bulk(&want)), "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+}
+
+/// `CLUSTER PROMOTE` refuses a node that is not a member (promoting it
+/// would add a voter with an empty log) and a voter, and waits for a
+/// learner to catch up: one that is not running is refused after 5 s with
+/// its progress; once it runs, the same command makes it a voter.
+/// `CLUSTER MEMBERS` shows the roles and, on the leader, the progress.
+#[test]
+#[ignore = "slow: builds the example and runs four processes; run with --ignored"]
+fn cluster_promote_refuses_an_unknown_node_and_waits_for_the_learner_to_catch_up() {
+    let mut cluster = Cluster::new("promote", 3, &[]);
+    let leader = cluster.leader(Duration::from_secs(15));
+    let mut c = Conn::open_waiting(cluster.nodes[leader].client, Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        c.call(&["CLUSTER", "PROMOTE", "9"]).unwrap(),
+        Reply::Error("ERR node 9 is not a member; add it with CLUSTER ADDLEARNER first".into())
+    );
+    let voter = ((leader + 1) % 3 + 1).to_string();
+    assert_eq!(
+        c.call(&["CLUSTER", "PROMOTE", &voter]).unwrap(),
+        Reply::Error("ERR the membership change leaves the configuration as it is".into())
+    );
+    for k in 0..50 {
+        assert_eq!(c.call(&["SET", &format!("key{k}"), "v"]).unwrap(), ok());
+    }
+
+    // Added, but not running: it cannot catch up.
+    let n4 = cluster.add_node();
+    assert_eq!(
+        c.call(&strs(&add_learner_args(&cluster, n4))).unwrap(),
+        ok()
+    );
+    let Reply::Array(lines) = c.call(&["CLUSTER", "MEMBERS"]).unwrap() else {
+        panic!("CLUSTER MEMBERS answers an array");
+    };
+    let line = |id: usize| {
+        lines
+            .iter()
+            .find_map(|l| match l {
+                Reply::Bulk(Some(s)) if s.starts_with(&format!("id={id} ")) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no member {id} in {lines:?}"))
+    };
+    assert!(line(4).contains("role=learner"), "{}", line(4));
+    assert!(
+        line(4).contains("match=0 ") && line(4).contains("state=probe"),
+        "{}",
+        line(4)
+    );
+    assert!(
+        line(leader + 1).contains("role=voter") && line(leader + 1).contains("leader=yes"),
+        "{}",
+        line(leader + 1)
+    );
+    let t0 = Instant::now();
+    let r = c.call(&["CLUSTER", "PROMOTE", "4"]).unwrap();
+    let Reply::Error(e) = &r else {
+        panic!("promoted a learner that never ran: {r:?}")
+    };
+    assert!(
+        e.starts_with("TRYAGAIN node 4 has not caught up in 5 s (its match index 0"),
+        "{e}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(cluster.info(leader).unwrap()["learners"], "4");
+
+    // Running, it catches up and the same command promotes it.
+    cluster.start_with(n4, &["--join-cluster"]);
+    assert_eq!(c.call(&["CLUSTER", "PROMOTE", "4"]).unwrap(), ok());
+    cluster.converge(Duration::from_secs(20));
+    assert_eq!(cluster.info(n4).unwrap()["membership"], "voter");
+    assert_eq!(voters(&cluster, n4), [1, 2, 3, 4]);
+    let Reply::Array(lines) = c.call(&["CLUSTER", "MEMBERS"]).unwrap() else {
+        panic!("CLUSTER MEMBERS answers an array");
+    };
+    assert!(
+        lines.iter().any(|l| matches!(l, Reply::Bulk(Some(s))
+            if s.starts_with("id=4 role=voter") && s.contains("state=replicate"))),
+        "{lines:?}"
+    );
+}
+
+/// `CLUSTER REMOVE` refuses a node that is not a member and the last voter;
+/// the leader removes the others one by one (each removal committed by the
+/// configuration it leads to) and then serves alone.
+#[test]
+#[ignore = "slow: builds the example and runs three processes; run with --ignored"]
+fn cluster_remove_refuses_an_unknown_node_and_the_last_voter() {
+    let mut cluster = Cluster::new("remove", 3, &[]);
+    let leader = cluster.leader(Duration::from_secs(15));
+    let follower = (leader + 1) % 3;
+    let mut f = Conn::open(cluster.nodes[follower].client).unwrap();
+    assert_eq!(
+        f.call(&["CLUSTER", "REMOVE", "9"]).unwrap(),
+        Reply::Error(format!("MOVED 0 {}", cluster.nodes[leader].client))
+    );
+    let mut c = Conn::open(cluster.nodes[leader].client).unwrap();
+    assert_eq!(
+        c.call(&["CLUSTER", "REMOVE", "9"]).unwrap(),
+        Reply::Error("ERR node 9 is not a member".into())
+    );
+    for i in [(leader + 1) % 3, (leader + 2) % 3] {
+        let id = (i + 1).to_string();
+        assert_eq!(c.call(&["CLUSTER", "REMOVE", &id]).unwrap(), ok(), "{id}");
+        cluster.kill(i);
+    }
+    let me = (leader + 1).to_string();
+    assert_eq!(
+        c.call(&["CLUSTER", "REMOVE", &me]).unwrap(),
+        Reply::Error("ERR the change would leave no voter".into())
+    );
+    assert_eq!(voters(&cluster, leader), [leader as u64 + 1]);
+    assert_eq!(c.call(&["SET", "alone", "1"]).unwrap(), ok());
+    assert_eq!(c.call(&["GET", "alone"]).unwrap(), bulk("1"));
 }
