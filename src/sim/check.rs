@@ -22,14 +22,25 @@
 //! committed entry handed out once, in order, and only once durable; no
 //! message of a term the node's disk does not hold), durability of
 //! acknowledged writes, and CheckQuorum's promise that a leader cut off from
-//! a majority steps down ([`LeaderWatch`]). This module owns the global record;
-//! the per-node checks live with the host in `cluster.rs`.
+//! a majority steps down ([`LeaderWatch`]).
+//!
+//! This module owns the global record ([`Safety`]) and the checks that
+//! compare the hosts against it and against each other: after every event
+//! that touched a node ([`Cluster::check_node`]), and at the end of a run.
+//! The host loop (`host/`) runs the checks of the host contract that a
+//! Ready must pass as the host carries it out; the checks never change what
+//! the run does, only whether it fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::message::Entry;
-use crate::types::{LogId, NodeId, Term};
+use super::cluster::Cluster;
+use super::host::Seen;
+use super::trace::Rec;
+use crate::message::{Entry, Message};
+use crate::node::Node;
+use crate::status::Role;
+use crate::types::{Index, LogId, NodeId, Term};
 
 /// Which check a failed run broke.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
@@ -283,6 +294,317 @@ impl LeaderWatch {
         let mut peers: Vec<u64> = (0..n).filter(|&i| i != me).map(|i| self.heard[i]).collect();
         peers.sort_unstable_by(|a, b| b.cmp(a));
         peers[need - 1].max(self.since)
+    }
+}
+
+// ---- the checks of a run ------------------------------------------------------
+
+impl Cluster {
+    /// The per-node checks, after every event that touched node `n`.
+    pub(crate) fn check_node(&mut self, n: usize) -> Result<(), Fail> {
+        let host = &self.hosts[n];
+        let Some(node) = &host.node else {
+            return Ok(());
+        };
+        let st = node.status();
+        let seen = host.seen;
+        let id = host.id;
+        for (what, now, before) in [
+            ("term", st.term.0, seen.term.0),
+            ("commit index", st.commit.0, seen.commit.0),
+            ("applied index", st.applied.0, seen.applied.0),
+        ] {
+            if now < before {
+                return fail(
+                    Check::Monotonic,
+                    format!("n{id}: {what} went back from {before} to {now}"),
+                );
+            }
+        }
+        let view_last = host.view.last().map_or(LogId::ZERO, Entry::id);
+        if st.last_log != view_last {
+            return fail(
+                Check::ReadyContract,
+                format!(
+                    "n{id}: the node's log ends at {} but its Readies told the host to write a log ending at {view_last}",
+                    st.last_log
+                ),
+            );
+        }
+        if st.persisted.0 > 0 {
+            let i = st.persisted.0 as usize - 1;
+            let on_disk = host.durable.entries.get(i).map(Entry::id);
+            if on_disk != host.view.get(i).map(Entry::id) {
+                return fail(
+                    Check::ReadyContract,
+                    format!(
+                        "n{id}: the node counts its log durable up to {} but the disk holds {on_disk:?} there",
+                        st.persisted
+                    ),
+                );
+            }
+        }
+        let is_leader = st.role == Role::Leader;
+        let new_role = seen.role != Some(st.role) || (is_leader && seen.term != st.term);
+        // Debug builds of the node run the same check after every input.
+        let invariants = !cfg!(debug_assertions) && (new_role || host.invariant_countdown == 0);
+        let log_len = host.view.len() as u64;
+        if invariants {
+            check_invariants(node)?;
+        }
+        let host = &mut self.hosts[n];
+        host.invariant_countdown = if invariants {
+            log_len / INVARIANT_ENTRIES_PER_EVENT
+        } else {
+            host.invariant_countdown.saturating_sub(1)
+        };
+        if host.amnesiac && !st.recovering {
+            host.amnesiac = false;
+            host.lost_data = false;
+            self.trace.push(
+                self.now,
+                Rec::Note(format!("n{id} has caught up after losing data")),
+            );
+        }
+        if !is_leader {
+            self.hosts[n].watch = None;
+        } else if new_role && self.plan.config.check_quorum {
+            let host = &mut self.hosts[n];
+            host.watch = Some(LeaderWatch::new(st.term, self.plan.nodes, host.ticks));
+        }
+        if is_leader {
+            self.safety.leader(st.term, id)?;
+            if new_role && self.safety.newest_leader_term() == Some(st.term) {
+                self.check_leader_complete(n, st.term)?;
+                if self.healed_at.is_some() && self.leader_after_heal.is_none() {
+                    self.leader_after_heal = Some(self.now);
+                }
+            }
+        }
+        if new_role {
+            self.trace.push(
+                self.now,
+                Rec::Role {
+                    node: id.0,
+                    role: st.role,
+                    term: st.term,
+                    last: st.last_log,
+                    commit: st.commit,
+                },
+            );
+        }
+        self.hosts[n].seen = Seen {
+            role: Some(st.role),
+            term: st.term,
+            commit: st.commit,
+            applied: st.applied,
+        };
+        Ok(())
+    }
+
+    /// CheckQuorum's promise, after node `n` was given ticks: a leader that
+    /// has not heard from a majority for longer than its window has stepped
+    /// down (see [`LeaderWatch`] for the window).
+    pub(crate) fn check_step_down(&self, n: usize) -> Result<(), Fail> {
+        let host = &self.hosts[n];
+        let (Some(node), Some(w)) = (&host.node, &host.watch) else {
+            return Ok(());
+        };
+        if node.role() != Role::Leader || node.term() != w.term {
+            return Ok(());
+        }
+        let heard = w.quorum_heard(n);
+        let window = 2 * u64::from(self.plan.config.election_timeout_ticks_min);
+        if host.ticks > heard.saturating_add(window) {
+            return fail(
+                Check::CheckQuorum,
+                format!(
+                    "n{}, leader of term {}, last heard from a majority at its tick {heard} and \
+                     still leads at its tick {}, beyond its CheckQuorum window of {window} ticks",
+                    n + 1,
+                    w.term,
+                    host.ticks
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The full invariant check of every up node (at the end of a run).
+    pub(crate) fn check_all_invariants(&self) -> Result<(), Fail> {
+        for h in &self.hosts {
+            if let Some(node) = &h.node {
+                check_invariants(node)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Leader Completeness for a new leader of the highest term so far: it
+    /// holds every entry seen committed.
+    fn check_leader_complete(&self, n: usize, term: Term) -> Result<(), Fail> {
+        let view = &self.hosts[n].view;
+        for c in self.safety.committed() {
+            let has = view.get(c.index.0 as usize - 1).map(Entry::id);
+            if has != Some(c) {
+                return fail(
+                    Check::LeaderCompleteness,
+                    format!(
+                        "n{} became leader of term {term} without committed entry {c} (its log holds {has:?} there)",
+                        n + 1
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Leader Completeness for an entry seen committed for the first time:
+    /// the leader of the highest term so far holds it.
+    pub(crate) fn check_leaders_hold(&self, e: &Entry) -> Result<(), Fail> {
+        let newest = self.safety.newest_leader_term();
+        for h in &self.hosts {
+            if h.is_up() && h.seen.role == Some(Role::Leader) && Some(h.seen.term) == newest {
+                let has = h.view.get(e.index.0 as usize - 1).map(Entry::id);
+                if has != Some(e.id()) {
+                    return fail(
+                        Check::LeaderCompleteness,
+                        format!(
+                            "entry {} is committed but n{}, leader of term {}, holds {has:?} there",
+                            e.id(),
+                            h.id,
+                            h.seen.term
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Durability: every acknowledged write is in the log of every node that
+    /// has applied past it, and in the leader's.
+    pub(crate) fn check_durability(&self) -> Result<(), Fail> {
+        let leader = self.leader().map(|(id, _)| id);
+        for at in &self.safety.acked {
+            for h in &self.hosts {
+                let must = h.kv.applied >= at.index || Some(h.id) == leader;
+                let has = h.view.get(at.index.0 as usize - 1).map(Entry::id);
+                if h.is_up() && must && has != Some(*at) {
+                    return fail(
+                        Check::Durability,
+                        format!(
+                            "the write acknowledged at {at} is gone from n{} (which holds {has:?} there)",
+                            h.id
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Liveness of recovery, once every node has applied up to `target`: a
+    /// node that lost data leaves recovery once it durably holds an entry
+    /// committed in a term newer than the one it restored, so if the entry
+    /// at `target` is of such a term, it must have. Returns how many nodes
+    /// are still recovering because no newer term has committed anything
+    /// (the leader of the term they restored still leads).
+    pub(crate) fn check_recovered(&self, target: Index) -> Result<usize, Fail> {
+        let mut waiting = 0;
+        for h in self.hosts.iter().filter(|h| h.amnesiac) {
+            let term = h.view.get(target.0 as usize - 1).map(|e| e.term);
+            if term.is_some_and(|t| t > h.lost_term) {
+                return fail(
+                    Check::Liveness,
+                    format!(
+                        "n{} lost data in term {} and has applied {target} of term {}, \
+                         committed in a newer term, but it is still recovering; nodes:{}",
+                        h.id,
+                        h.lost_term,
+                        term.unwrap_or_default(),
+                        self.describe_nodes()
+                    ),
+                );
+            }
+            waiting += 1;
+        }
+        Ok(waiting)
+    }
+
+    /// A line per node, for liveness failures.
+    pub(crate) fn describe_nodes(&self) -> String {
+        let mut out = String::new();
+        for h in &self.hosts {
+            match &h.node {
+                None => out.push_str(&format!("\n  n{}: down", h.id)),
+                Some(node) => {
+                    let st = node.status();
+                    out.push_str(&format!(
+                        "\n  n{}: {:?} t{} leader {:?} last {} commit {} applied {} durable {}{}",
+                        h.id,
+                        st.role,
+                        st.term,
+                        st.leader,
+                        st.last_log,
+                        st.commit,
+                        h.kv.applied,
+                        h.durable.entries.len(),
+                        if st.recovering {
+                            " (recovering from lost data)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The full invariant check of a node ([`Node::assert_invariants`]) is
+/// O(log length). In release builds (the soaks) it runs at every role
+/// change, and otherwise once per this many log entries' worth of events at
+/// the node (every event while the log is shorter), so that it costs about
+/// as much per event as a short log's check whatever the log's length.
+/// Debug builds of the node run it after every input already.
+const INVARIANT_ENTRIES_PER_EVENT: u64 = 8;
+
+/// Runs [`Node::assert_invariants`], reporting a broken invariant as a node
+/// panic that names the node.
+fn check_invariants(node: &Node) -> Result<(), Fail> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        node.assert_invariants();
+    }));
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(panic) => {
+            let what = super::panic_message(panic.as_ref());
+            fail(
+                Check::NodePanic,
+                format!("n{}: invariant broken: {what}", node.id()),
+            )
+        }
+    }
+}
+
+/// `m` encoded and decoded again with the default codec, as a host on a
+/// real network sends it. The simulator's payloads are small, so every
+/// message the node's size limits let through must encode.
+pub(crate) fn over_the_wire(m: Message) -> Result<Message, Fail> {
+    let codec = crate::Codec::default();
+    let bytes = match codec.encode(&m) {
+        Ok(b) => b,
+        Err(e) => return fail(Check::Codec, format!("{m:?} does not encode: {e}")),
+    };
+    match codec.decode(&bytes) {
+        Ok(back) if back == m => Ok(back),
+        Ok(back) => fail(
+            Check::Codec,
+            format!("{m:?} came out of the codec as {back:?}"),
+        ),
+        Err(e) => fail(Check::Codec, format!("{m:?} does not decode: {e}")),
     }
 }
 
