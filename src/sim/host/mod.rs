@@ -6,10 +6,11 @@
 //! of it survives) and so is the state machine; a restart rebuilds both from
 //! the durable part.
 //!
-//! This module only holds state and pure disk operations; the host loop that
-//! drives them (and crashes in the middle of it) is in `cluster.rs`.
+//! This module holds the host's state; `run_loop.rs` drives it: the Ready
+//! loop, the crash points in the middle of it, fsyncs and restarts.
 
 mod disk;
+mod run_loop;
 
 use std::collections::BTreeMap;
 
