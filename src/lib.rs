@@ -189,6 +189,7 @@ compile_error!(
 );
 pub mod codec;
 mod config;
+mod durability;
 mod entries;
 mod error;
 mod input;

@@ -1,9 +1,9 @@
-//! The in-memory replicated log: the durable prefix and the not-yet-durable
-//! tail, with the commit and apply cursors.
+//! The in-memory replicated log and its commit index.
 //!
-//! This module owns the log's invariants; it knows nothing of roles or
-//! messages. It never decides *whether* to append or truncate — the protocol
-//! does — only keeps the cursors consistent when it happens.
+//! This module owns the log's invariants; it knows nothing of roles,
+//! messages or durability (what the host has persisted, handed out or
+//! applied is [`crate::durability::Durability`]'s). It never decides
+//! *whether* to append or truncate — the protocol does.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -40,8 +40,7 @@ fn fit(entries: &[Entry], bytes: &mut u64, max_bytes: u64, took_some: bool) -> u
 /// - the runs are non-empty and their entries contiguous from
 ///   `offset.index + 1`, terms non-decreasing;
 /// - `terms[i]` is the term of the entry at position `i`;
-/// - `applied <= handed <= min(committed, stable)`;
-/// - `committed <= last_index()`, `stable <= last_index()`, `emitted <= last_index()`.
+/// - `committed <= last_index()`.
 #[derive(Debug)]
 pub(crate) struct RaftLog {
     runs: VecDeque<Entries>,
@@ -52,20 +51,11 @@ pub(crate) struct RaftLog {
     offset: LogId,
     /// The highest index known to be committed.
     pub committed: Index,
-    /// Entries up to here are durable at the host *and* identical to ours.
-    pub stable: Index,
-    /// Entries up to here have been handed to the host to persist.
-    emitted: Index,
-    /// Committed entries up to here have been handed to the host to apply.
-    pub handed: Index,
-    /// Committed entries up to here have been applied (acknowledged by advance).
-    pub applied: Index,
 }
 
 impl RaftLog {
-    /// A log restored from durable entries, all considered stable.
-    pub fn restore(entries: Vec<Entry>, committed: Index, applied: Index) -> RaftLog {
-        let last = entries.last().map_or(Index(0), |e| e.index);
+    /// A log restored from durable entries.
+    pub fn restore(entries: Vec<Entry>, committed: Index) -> RaftLog {
         let terms = entries.iter().map(|e| e.term).collect();
         let mut runs = VecDeque::new();
         if !entries.is_empty() {
@@ -76,10 +66,6 @@ impl RaftLog {
             terms,
             offset: LogId::ZERO,
             committed,
-            stable: last,
-            emitted: last,
-            handed: applied,
-            applied,
         }
     }
 
@@ -175,9 +161,6 @@ impl RaftLog {
                 }
             }
         }
-        let keep = from.prev();
-        self.stable = self.stable.min(keep);
-        self.emitted = self.emitted.min(keep);
     }
 
     /// The entries `lo..=hi` (clamped to the log), stopping once `max_bytes`
@@ -233,55 +216,12 @@ impl RaftLog {
             .take(n)
     }
 
-    /// The commit index as far as our own log is durable: what the hard
-    /// state may claim.
-    #[inline]
-    pub fn durable_commit(&self) -> Index {
-        self.committed.min(self.stable)
-    }
-
-    /// Whether there is nothing new for the host: no entry to persist and no
-    /// committed entry to apply.
-    #[inline]
-    pub fn is_quiet(&self) -> bool {
-        self.emitted >= self.last_index() && self.handed >= self.committed.min(self.stable)
-    }
-
     /// The bytes of the entries `lo..=hi` whose term is `term`.
     pub fn bytes_of_term(&self, lo: Index, hi: Index, term: Term) -> u64 {
         self.iter_range(lo, hi)
             .filter(|e| e.term == term)
             .map(Entry::size_bytes)
             .sum()
-    }
-
-    /// Whether committed, durable entries wait to be handed out to apply.
-    #[inline]
-    pub fn has_committed(&self) -> bool {
-        self.handed < self.durable_commit()
-    }
-
-    /// The entries not yet handed to the host to persist.
-    pub fn take_unemitted(&mut self) -> Entries {
-        let last = self.last_index();
-        if self.emitted >= last {
-            return Entries::new();
-        }
-        let out = self.slice(self.emitted.next(), last, u64::MAX);
-        self.emitted = last;
-        out
-    }
-
-    /// The committed, durable entries not yet handed to the host to apply,
-    /// up to `max_bytes` (at least one).
-    pub fn take_committed(&mut self, max_bytes: u64) -> Entries {
-        let hi = self.durable_commit();
-        if self.handed >= hi {
-            return Entries::new();
-        }
-        let out = self.slice(self.handed.next(), hi, max_bytes);
-        self.handed = Index(self.handed.0 + out.len() as u64);
-        out
     }
 
     /// The largest index at or below `index` whose term is at most `term`:
@@ -299,19 +239,14 @@ impl RaftLog {
         self.offset
     }
 
-    /// Panics if an invariant at the log's ends is broken: the cursors, and
-    /// where the runs start and end. O(1): run after every input in debug
+    /// Panics if an invariant at the log's ends is broken: the commit
+    /// index, and where the runs start and end. O(1): run after every input in debug
     /// builds, so a downstream debug build stays linear in the log's length
     /// (appends check the runs they add, once).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub fn check_ends(&self) {
         let last = self.last_index();
         assert!(self.committed <= last, "committed beyond log");
-        assert!(self.stable <= last, "stable beyond log");
-        assert!(self.emitted <= last, "emitted beyond log");
-        assert!(self.applied <= self.handed, "applied beyond handed");
-        assert!(self.handed <= self.committed, "handed beyond committed");
-        assert!(self.handed <= self.stable, "handed beyond stable");
         assert_eq!(self.runs.is_empty(), self.terms.is_empty());
         if let (Some(front), Some(back)) = (self.runs.front(), self.runs.back()) {
             assert_eq!(front[0].index, self.offset.index.next(), "log start");
@@ -364,19 +299,7 @@ mod tests {
             .enumerate()
             .map(|(i, t)| ent(*t, i as u64 + 1))
             .collect();
-        RaftLog::restore(es, Index(0), Index(0))
-    }
-
-    #[test]
-    fn truncation_lowers_stable_and_emitted() {
-        let mut l = log_of(&[1, 1, 2, 2]);
-        assert_eq!(l.stable, Index(4));
-        l.truncate(Index(3));
-        assert_eq!(l.last_index(), Index(2));
-        assert_eq!(l.stable, Index(2));
-        l.push(ent(3, 3));
-        assert_eq!(l.take_unemitted(), alloc::vec![ent(3, 3)]);
-        l.check_invariants();
+        RaftLog::restore(es, Index(0))
     }
 
     #[test]
@@ -395,22 +318,6 @@ mod tests {
             LogId::new(Term(5), Index(7))
         );
         assert_eq!(l.last_at_or_below(Index(7), Term(0)), LogId::ZERO);
-    }
-
-    #[test]
-    fn committed_entries_wait_for_durability() {
-        let mut l = log_of(&[1, 1]);
-        l.push(ent(1, 3));
-        l.committed = Index(3);
-        let take = |l: &mut RaftLog| l.take_committed(u64::MAX);
-        assert_eq!(
-            take(&mut l).len(),
-            2,
-            "only the durable prefix is handed out"
-        );
-        l.stable = Index(3);
-        assert_eq!(take(&mut l), alloc::vec![ent(1, 3)]);
-        assert!(take(&mut l).is_empty(), "each entry once");
     }
 
     #[test]
@@ -523,7 +430,7 @@ mod tests {
                             prop_assert_eq!(got.to_vec(), naive_slice(&v, lo, hi, max as u64));
                         }
                         Op::TakeUnemitted => {
-                            let got = l.take_unemitted();
+                            let got = l.slice(Index(emitted + 1), l.last_index(), u64::MAX);
                             prop_assert_eq!(got.to_vec(), naive_slice(&v, emitted + 1, u64::MAX, u64::MAX));
                             emitted = v.len() as u64;
                         }

@@ -7,10 +7,10 @@
 //! only when the host says they are durable.
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::config::Config;
+use crate::durability::Durability;
 use crate::entries::Entries;
 use crate::error::{Error, Misuse, RestoreError};
 use crate::input::Input;
@@ -62,19 +62,6 @@ pub struct Restored {
     pub lost_data: bool,
 }
 
-/// What one Ready asked to persist, kept until `advance` acknowledges it.
-#[derive(Debug)]
-struct Pending {
-    id: ReadyId,
-    /// The first index and the last entry of the entries the Ready carried,
-    /// if any: once durable, the disk's log ends with them.
-    entries: Option<(Index, LogId)>,
-    /// The term and vote the Ready carried, if it carried a hard state.
-    hard_state: Option<(Term, Option<NodeId>)>,
-    /// The last committed index it handed out, if any.
-    handed: Option<Index>,
-}
-
 /// The emptied bodies of handled Readies, with their vectors' buffers, for
 /// reuse.
 type Spares = Vec<Box<Parts>>;
@@ -98,12 +85,9 @@ pub struct Node {
     /// Whether committed entries wait beyond the last Ready's byte limit.
     committed_backlog: bool,
     raft: Raft,
-    pending: VecDeque<Pending>,
     /// Emptied bodies of handled Readies, given back by `recycle`. `None`
     /// (no allocation) in the many idle nodes of a multi-raft process.
     spares: Option<Spares>,
-    /// The hard state last handed to the host.
-    emitted_hs: HardState,
     /// The role and leader last handed to the host.
     emitted_ss: SoftState,
 }
@@ -166,20 +150,18 @@ impl Node {
         // The commit index is a hint for a faster restart, not needed for
         // safety: clamp it to what survived.
         let commit = hard_state.commit.max(applied).min(last.index);
-        let log = RaftLog::restore(entries, commit, applied);
+        let log = RaftLog::restore(entries, commit);
+        let dur = Durability::restore(last.index, applied, HardState { term, vote, commit });
         confs.compact(commit);
-        let mut raft = Raft::new(config, term, vote, log, confs);
+        let mut raft = Raft::new(config, term, vote, log, dur, confs);
         if lost_data {
             raft.start_recovery();
         }
-        let emitted_hs = HardState { term, vote, commit };
         let node = Node {
             raft,
-            pending: VecDeque::new(),
             buffers_in_use: false,
             committed_backlog: false,
             spares: None,
-            emitted_hs,
             emitted_ss: SoftState {
                 role: crate::Role::Follower,
                 leader: None,
@@ -293,35 +275,7 @@ impl Node {
             }
             .into());
         }
-        let mut persisted = false;
-        while self.pending.front().is_some_and(|p| p.id <= id) {
-            let Some(p) = self.pending.pop_front() else {
-                break;
-            };
-            if let Some((first, e)) = p.entries {
-                // The disk's log now ends with these entries. If ours holds
-                // `e` too, the two agree up to it (Log Matching). If not, a
-                // later Ready rewrote it and they agree only below `first`:
-                // even where a later Ready wrote the same entries back, the
-                // disk does not hold those until that Ready is acknowledged.
-                let log = &mut self.raft.log;
-                let stable = if log.matches(e) {
-                    e.index
-                } else {
-                    log.stable.min(first.prev())
-                };
-                persisted |= stable > log.stable;
-                log.stable = stable;
-            }
-            if let Some((term, vote)) = p.hard_state {
-                self.raft.durable_term = term;
-                self.raft.durable_vote = vote;
-                persisted = true;
-            }
-            if let Some(h) = p.handed {
-                self.raft.log.applied = self.raft.log.applied.max(h);
-            }
-        }
+        let persisted = self.raft.dur.acknowledge(id, &self.raft.log);
         self.raft.out.acknowledge(id);
         if persisted {
             self.raft.on_persisted();
@@ -349,15 +303,15 @@ impl Node {
         let raft = &mut self.raft;
         // What waits for this Ready's writes was filed under its id.
         let id = raft.out.seal(&mut parts.messages);
-        let entries = raft.log.take_unemitted();
+        let entries = raft.dur.take_unemitted(&raft.log);
         #[allow(unused_mut)]
         let mut term = raft.term;
         #[cfg(zaft_bugs)]
         if raft.bug == Some(crate::bugs::Bug::TermNotPersisted)
             && raft.vote.is_none()
-            && self.emitted_hs.vote.is_none()
+            && raft.dur.emitted_hard_state().vote.is_none()
         {
-            term = self.emitted_hs.term;
+            term = raft.dur.emitted_hard_state().term;
         }
         let hs = HardState {
             term,
@@ -365,33 +319,23 @@ impl Node {
             // Never beyond our durable log: a crash may keep this hard state
             // but lose the entries written with it (two files, one fsync),
             // and a restart trusts the commit index it finds.
-            commit: raft.log.durable_commit(),
+            commit: raft.dur.durable_commit(&raft.log),
         };
-        let hard_state = (hs != self.emitted_hs).then_some(hs);
-        let vote_changed = hard_state
-            .is_some_and(|h| h.term != self.emitted_hs.term || h.vote != self.emitted_hs.vote);
-        if hard_state.is_some() {
-            self.emitted_hs = hs;
-        }
+        let (hard_state, vote_changed) = raft.dur.emit_hard_state(hs);
         let mut committed = Entries::new();
-        if raft.log.has_committed() {
+        if raft.dur.has_committed(&raft.log) {
             committed = raft
-                .log
-                .take_committed(raft.cfg.max_committed_bytes_per_ready);
+                .dur
+                .take_committed(&raft.log, raft.cfg.max_committed_bytes_per_ready);
             raft.settle_proposals(&mut parts.lost);
         }
-        self.committed_backlog = raft.log.handed < raft.log.durable_commit();
-        if !entries.is_empty() || vote_changed || !committed.is_empty() {
-            self.pending.push_back(Pending {
-                id,
-                entries: entries
-                    .first()
-                    .zip(entries.last())
-                    .map(|(f, l)| (f.index, l.id())),
-                hard_state: vote_changed.then_some((hs.term, hs.vote)),
-                handed: committed.last().map(|e| e.index),
-            });
-        }
+        self.committed_backlog = raft.dur.has_committed(&raft.log);
+        raft.dur.record(
+            id,
+            &entries,
+            vote_changed.then_some((hs.term, hs.vote)),
+            committed.last().map(|e| e.index),
+        );
         let ss = SoftState {
             role: raft.role,
             leader: raft.leader,
@@ -418,7 +362,7 @@ impl Node {
         // Only what really holds memory needs the next tick's attention: a
         // heartbeat answered leaves nothing behind.
         self.buffers_in_use = self.spares.is_some()
-            || self.pending.capacity() > 0
+            || self.raft.dur.holds_memory()
             || self.raft.out.holds_memory()
             || self.raft.read_states.capacity() > 0;
         self.check_invariants();
@@ -436,10 +380,10 @@ impl Node {
             && !r.conf_changed
             && r.role == self.emitted_ss.role
             && r.leader == self.emitted_ss.leader
-            && r.log.is_quiet()
-            && r.term == self.emitted_hs.term
-            && r.vote == self.emitted_hs.vote
-            && r.log.durable_commit() == self.emitted_hs.commit
+            && r.dur.is_quiet(&r.log)
+            && r.term == r.dur.emitted_hard_state().term
+            && r.vote == r.dur.emitted_hard_state().vote
+            && r.dur.durable_commit(&r.log) == r.dur.emitted_hard_state().commit
     }
 
     /// Frees the buffers of the durability bookkeeping once they are empty.
@@ -450,9 +394,9 @@ impl Node {
         if !self.buffers_in_use {
             return;
         }
-        let idle = self.pending.is_empty() && self.raft.read_states.is_empty();
+        let idle = !self.raft.dur.is_waiting() && self.raft.read_states.is_empty();
         if idle && self.raft.out.release_idle_buffers() {
-            self.pending = VecDeque::new();
+            self.raft.dur.release_idle_buffers();
             self.raft.read_states = Vec::new();
             self.spares = None;
             self.buffers_in_use = false;
@@ -465,10 +409,6 @@ impl Node {
         {
             self.raft.check_invariants();
             assert!(self.raft.out.acknowledged() <= self.raft.out.last_issued());
-            assert!(
-                self.raft.log.applied <= self.raft.log.handed,
-                "applied beyond handed"
-            );
         }
     }
 
@@ -511,7 +451,7 @@ impl Node {
 
     /// The highest index the host has applied (acknowledged by `advance`).
     pub fn applied(&self) -> Index {
-        self.raft.log.applied
+        self.raft.dur.applied()
     }
 
     /// The last entry of the log, durable or not.
@@ -521,7 +461,7 @@ impl Node {
 
     /// The highest index known to be durable in this node's own log.
     pub fn persisted(&self) -> Index {
-        self.raft.log.stable
+        self.raft.dur.stable()
     }
 
     /// Messages dropped so far, by reason.
@@ -565,9 +505,9 @@ impl Node {
             vote: r.vote,
             leader: r.leader,
             commit: r.log.committed,
-            applied: r.log.applied,
+            applied: r.dur.applied(),
             last_log: r.log.last_id(),
-            persisted: r.log.stable,
+            persisted: r.dur.stable(),
             progress: self.progress().collect(),
             dropped: r.dropped,
             recovering: r.is_recovering(),
@@ -583,10 +523,6 @@ impl Node {
     pub fn assert_invariants(&self) {
         self.raft.check_invariants_full();
         assert!(self.raft.out.acknowledged() <= self.raft.out.last_issued());
-        assert!(
-            self.raft.log.applied <= self.raft.log.handed,
-            "applied beyond handed"
-        );
     }
 
     /// Makes this node commit a classic Raft bug from now on, so tests can
@@ -597,8 +533,7 @@ impl Node {
     pub fn inject_bug(&mut self, bug: crate::bugs::Bug) {
         if bug == crate::bugs::Bug::ApplyTwiceAfterRestart {
             // Forget what the host said it applied: hand committed entries out again.
-            self.raft.log.handed = Index(0);
-            self.raft.log.applied = Index(0);
+            self.raft.dur.forget_applied();
         }
         self.raft.bug = Some(bug);
     }
@@ -669,7 +604,7 @@ mod tests {
 
     fn holds_memory(n: &Node) -> bool {
         n.spares.is_some()
-            || n.pending.capacity() > 0
+            || n.raft.dur.holds_memory()
             || n.raft.out.holds_memory()
             || n.raft.read_states.capacity() > 0
     }

@@ -93,7 +93,7 @@ impl Raft {
     /// of the log and campaign again in the same term, the votes granted to
     /// the first request still count, so it must not claim that tail.
     fn durable_last_log(&self) -> LogId {
-        let stable = self.log.stable;
+        let stable = self.dur.stable();
         LogId::new(self.log.term_at(stable).unwrap_or(Term(0)), stable)
     }
 
@@ -254,8 +254,7 @@ impl Raft {
     pub(super) fn tally(&mut self) {
         let own = match self.role {
             Role::Candidate => {
-                (self.durable_term == self.term && self.durable_vote == Some(self.id))
-                    || bug!(self, VoteNotPersisted)
+                self.dur.holds_vote(self.term, Some(self.id)) || bug!(self, VoteNotPersisted)
             }
             Role::PreCandidate => true,
             _ => return,
@@ -307,9 +306,7 @@ impl Raft {
             self.vote = Some(from);
             self.election_elapsed = 0;
             let body = Body::RequestVoteResponse { granted: true };
-            if (self.durable_term == self.term && self.durable_vote == self.vote)
-                || bug!(self, VoteNotPersisted)
-            {
+            if self.dur.holds_vote(self.term, self.vote) || bug!(self, VoteNotPersisted) {
                 self.send(from, body);
             } else {
                 self.send_when_durable(from, body);

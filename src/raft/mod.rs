@@ -19,6 +19,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::config::Config;
+use crate::durability::Durability;
 use crate::error::{Busy, Error};
 use crate::log::RaftLog;
 use crate::membership::ConfLog;
@@ -66,9 +67,8 @@ pub(crate) struct Raft {
     votes: Vec<Option<bool>>,
     heartbeat_elapsed: u32,
     rng: Rng,
-    /// The term and vote the host has made durable (acknowledged by advance).
-    pub durable_term: Term,
-    pub durable_vote: Option<NodeId>,
+    /// What the host was handed, made durable and applied.
+    pub dur: Durability,
     /// Every message to send, safe now or waiting for durability.
     pub out: Outbox,
     pub dropped: DropCounters,
@@ -147,6 +147,7 @@ impl Raft {
         term: Term,
         vote: Option<NodeId>,
         log: RaftLog,
+        dur: Durability,
         confs: ConfLog,
     ) -> Raft {
         let id = cfg.id;
@@ -173,8 +174,7 @@ impl Raft {
             heartbeat_elapsed: 0,
             ticks: 0,
             rng,
-            durable_term: term,
-            durable_vote: vote,
+            dur,
             out: Outbox::new(),
             dropped: DropCounters::default(),
             proposals: VecDeque::new(),
@@ -227,7 +227,7 @@ impl Raft {
             term,
             body,
         };
-        if self.durable_term < self.term && !bug!(self, TermNotPersisted) {
+        if self.dur.term() < self.term && !bug!(self, TermNotPersisted) {
             self.out.send_when_durable(m);
         } else {
             self.out.send(m);
@@ -370,7 +370,7 @@ impl Raft {
         let Some(lost_term) = self.recovering else {
             return;
         };
-        let c = self.log.durable_commit();
+        let c = self.dur.durable_commit(&self.log);
         if self.log.term_at(c).is_some_and(|t| t > lost_term) {
             emit!(
                 INFO,
@@ -576,7 +576,7 @@ impl Raft {
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub fn check_invariants(&self) {
         self.log.check_ends();
-        assert!(self.durable_term <= self.term, "durable term ahead of term");
+        self.dur.check(&self.log, self.term);
         assert!(
             self.log.last_id().term <= self.term,
             "an entry from a future term"
@@ -601,7 +601,7 @@ impl Raft {
                 assert_eq!(ld.progress.len(), self.conf.len());
                 if let Some(me) = self.own_pos() {
                     assert!(
-                        ld.progress[me].match_index <= self.log.stable,
+                        ld.progress[me].match_index <= self.dur.stable(),
                         "own match beyond durable"
                     );
                 }

@@ -211,7 +211,7 @@ impl Raft {
     /// pending list; those whose index committed with another term are lost.
     pub fn settle_proposals(&mut self, lost: &mut Vec<LogId>) {
         while let Some(p) = self.proposals.front().copied() {
-            if p.index > self.log.handed {
+            if p.index > self.dur.handed() {
                 break;
             }
             self.proposals.pop_front();
@@ -300,7 +300,7 @@ impl Raft {
     /// but only if that entry is of its own term (Figure 8). Its own log counts
     /// only as far as it is durable. Returns whether the commit index moved.
     pub(crate) fn maybe_commit(&mut self) -> bool {
-        let stable = self.log.stable;
+        let stable = self.dur.stable();
         if let Some(me) = self.own_pos() {
             ld!(self).progress[me].maybe_update(stable);
         }
@@ -505,6 +505,7 @@ impl Raft {
             let truncated = at <= self.log.last_index();
             if truncated {
                 self.log.truncate(at);
+                self.dur.log_truncated(at);
             }
             self.log_changed(truncated.then_some(at), &entries[k..]);
             self.log.append(entries.sub(k, entries.len()));
@@ -513,6 +514,8 @@ impl Raft {
             && last_new >= self.log.committed
         {
             self.log.truncate(last_new.next());
+            self.dur.log_truncated(last_new.next());
+            self.log_changed(Some(last_new.next()), &[]);
         }
         let new_commit = if bug!(self, CommitBeyondVerified) {
             commit.min(self.log.last_index())
@@ -528,7 +531,7 @@ impl Raft {
     /// Acknowledges a match up to `m`, once entries up to `m` are durable.
     fn ack_append(&mut self, to: NodeId, m: Index) {
         let body = Body::AppendEntriesResponse(AppendResponse::Success { match_index: m });
-        if m <= self.log.stable {
+        if m <= self.dur.stable() {
             self.send(to, body);
         } else {
             self.send_when_durable(to, body);
