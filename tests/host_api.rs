@@ -307,3 +307,18 @@ fn a_stale_pre_vote_answer_does_not_end_a_transfer() {
     assert!(ended(&c, 1).is_empty());
     assert_eq!(c.node(1).transferring_to(), Some(nid(3)));
 }
+
+/// `Node::tick` returns `None` for a tick that changes nothing the host
+/// must see, and uses no Ready id, even when the tick did act: a node that
+/// is not a voter (here one waiting to join) lets its election timer run
+/// out again and again without campaigning.
+#[test]
+fn a_tick_that_acts_but_changes_nothing_visible_returns_none() {
+    let mut n = Node::new(Config::new(nid(4), []), Restored::default()).unwrap();
+    for _ in 0..100 {
+        assert!(n.tick().is_none(), "an invisible tick handed out a Ready");
+    }
+    let r = n.step(Input::Tick).unwrap();
+    assert!(r.is_empty());
+    assert_eq!(r.id().get(), 1, "no Ready id was used before");
+}
