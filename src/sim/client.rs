@@ -159,6 +159,26 @@ impl Workload {
 }
 
 impl Cluster {
+    /// Sends a host's answer to a client (reliable, with a small latency).
+    pub(crate) fn reply(&mut self, client: usize, seq: u64, attempt: u32, reply: Reply) {
+        let at = self.now + self.client_rng.range(50, 300);
+        self.schedule(
+            at,
+            Ev::ClientReply {
+                client,
+                seq,
+                attempt,
+                reply,
+            },
+        );
+    }
+
+    /// Sends a client's request to a host.
+    pub(crate) fn send_request(&mut self, node: usize, req: Request) {
+        let at = self.now + self.client_rng.range(50, 300);
+        self.schedule(at, Ev::ClientArrive { node, req });
+    }
+
     fn election_max_us(&self) -> u64 {
         u64::from(self.plan.config.election_timeout_ticks_max) * TICK_US
     }

@@ -14,19 +14,16 @@ use super::check::{Check, Fail, Safety, fail};
 use super::client::{Reply, Workload};
 use super::faults::Stall;
 use super::host::{Host, Request};
-use super::kv::Command;
-use super::linearizability::Op;
 use super::network::Network;
 use super::options::{Plan, TICK_US, assert_bug_built_in};
 use super::rng::Rng;
-use super::trace::{MsgSum, Rec, Trace};
+use super::trace::{MsgSum, Trace};
 use super::{Failure, RunStats};
-use crate::error::Error;
 use crate::input::Input;
 use crate::message::Message;
 use crate::node::Node;
 use crate::status::Role;
-use crate::types::{Index, LogId, NodeId, Term};
+use crate::types::{Index, NodeId, Term};
 
 /// Something that happens at a virtual time.
 #[derive(Debug)]
@@ -116,7 +113,7 @@ pub struct Cluster {
     queue: BinaryHeap<Scheduled>,
     pub(crate) hosts: Vec<Host>,
     pub(crate) net: Network,
-    next_read_ctx: u64,
+    pub(crate) next_read_ctx: u64,
     pub(crate) safety: Safety,
     pub(crate) trace: Trace,
     pub(crate) fault_rng: Rng,
@@ -408,15 +405,7 @@ impl Cluster {
                 self.step_node(node, Input::ReportUnreachable(peer))?;
                 Ok(Some(node))
             }
-            Ev::Flush(n) => {
-                self.hosts[n].flush_scheduled = false;
-                let reqs = std::mem::take(&mut self.hosts[n].inbox);
-                if reqs.is_empty() || !self.hosts[n].is_up() {
-                    return Ok(None);
-                }
-                self.propose(n, reqs)?;
-                Ok(Some(n))
-            }
+            Ev::Flush(n) => self.flush(n),
             Ev::ClientArrive { node, req } => self.client_arrive(node, req),
             Ev::ClientIssue(c) => {
                 self.client_issue(c);
@@ -461,181 +450,6 @@ impl Cluster {
                 Ok(None)
             }
         }
-    }
-
-    // ---- client requests at a host ------------------------------------------
-
-    fn client_arrive(&mut self, n: usize, req: Request) -> Result<Option<usize>, Fail> {
-        if !self.hosts[n].is_up() {
-            self.trace_attempt(&req, n, "refused: node down");
-            self.reply(req.client, req.seq, req.attempt, Reply::Refused(None));
-            return Ok(None);
-        }
-        if self.plan.read_index
-            && let Some(Command {
-                op: Op::Read { key },
-                ..
-            }) = Command::decode(&req.cmd)
-        {
-            return self.read_index(n, req, key);
-        }
-        if self.plan.batching {
-            let host = &mut self.hosts[n];
-            host.inbox.push(req);
-            if !host.flush_scheduled {
-                host.flush_scheduled = true;
-                let at = self.now + self.client_rng.range(0, TICK_US / 2);
-                self.schedule(at, Ev::Flush(n));
-            }
-            return Ok(None);
-        }
-        self.propose(n, vec![req])?;
-        Ok(Some(n))
-    }
-
-    /// A linearizable read through `Input::ReadIndex` instead of the log.
-    fn read_index(&mut self, n: usize, req: Request, key: u64) -> Result<Option<usize>, Fail> {
-        self.next_read_ctx += 1;
-        let ctx = self.next_read_ctx;
-        let Some(node) = self.hosts[n].node.as_mut() else {
-            return Ok(None);
-        };
-        match node.step(Input::ReadIndex(ctx)) {
-            Ok(ready) => {
-                self.hosts[n]
-                    .reads
-                    .insert(ctx, (req.client, req.seq, req.attempt, key));
-                self.trace_attempt(&req, n, "read index asked");
-                self.reply(req.client, req.seq, req.attempt, Reply::Accepted);
-                self.process(n, ready)?;
-                Ok(Some(n))
-            }
-            Err(e) => {
-                let hint = match e {
-                    Error::NotLeader { leader } => leader,
-                    _ => None,
-                };
-                self.trace_attempt(&req, n, "read index refused");
-                self.reply(req.client, req.seq, req.attempt, Reply::Refused(hint));
-                Ok(None)
-            }
-        }
-    }
-
-    fn trace_attempt(&mut self, req: &Request, n: usize, answer: &'static str) {
-        self.trace.push(
-            self.now,
-            Rec::Attempt {
-                client: req.client as u64 + 1,
-                seq: req.seq,
-                node: n as u64 + 1,
-                answer,
-            },
-        );
-    }
-
-    /// Proposes client requests, one `Propose` or one `ProposeBatch`.
-    fn propose(&mut self, n: usize, reqs: Vec<Request>) -> Result<(), Fail> {
-        let Some(node) = self.hosts[n].node.as_mut() else {
-            return Ok(());
-        };
-        let input = if reqs.len() == 1 {
-            Input::Propose(reqs[0].cmd.clone())
-        } else {
-            Input::ProposeBatch(reqs.iter().map(|r| r.cmd.clone()).collect())
-        };
-        match node.step(input) {
-            Ok(ready) => {
-                let ids: Vec<Option<LogId>> = match ready.proposed() {
-                    Some(p) => {
-                        let ids: Vec<_> = p.ids().map(Some).collect();
-                        if ids.len() != reqs.len() {
-                            return fail(
-                                Check::ReadyContract,
-                                format!(
-                                    "n{}: {} proposals got {} ids",
-                                    n + 1,
-                                    reqs.len(),
-                                    ids.len()
-                                ),
-                            );
-                        }
-                        ids
-                    }
-                    // Forwarded to the leader: no id here.
-                    None => vec![None; reqs.len()],
-                };
-                for (req, id) in reqs.iter().zip(ids) {
-                    let host = &mut self.hosts[n];
-                    if let Some(id) = id {
-                        host.proposals
-                            .insert((id.index, id.term), (req.client, req.seq, req.attempt));
-                    }
-                    host.waiting.insert((req.client, req.seq), req.attempt);
-                    self.trace_attempt(
-                        req,
-                        n,
-                        if id.is_some() {
-                            "accepted"
-                        } else {
-                            "forwarded"
-                        },
-                    );
-                    self.reply(req.client, req.seq, req.attempt, Reply::Accepted);
-                }
-                self.process(n, ready)
-            }
-            Err(e) => {
-                let (hint, answer) = match e {
-                    Error::NotLeader { leader } => (leader, "refused: not leader"),
-                    _ => (None, "refused: busy"),
-                };
-                for req in &reqs {
-                    self.trace_attempt(req, n, answer);
-                    self.reply(req.client, req.seq, req.attempt, Reply::Refused(hint));
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Sends a host's answer to a client (reliable, with a small latency).
-    pub(crate) fn reply(&mut self, client: usize, seq: u64, attempt: u32, reply: Reply) {
-        let at = self.now + self.client_rng.range(50, 300);
-        self.schedule(
-            at,
-            Ev::ClientReply {
-                client,
-                seq,
-                attempt,
-                reply,
-            },
-        );
-    }
-
-    /// Sends a client's request to a host.
-    pub(crate) fn send_request(&mut self, node: usize, req: Request) {
-        let at = self.now + self.client_rng.range(50, 300);
-        self.schedule(at, Ev::ClientArrive { node, req });
-    }
-
-    /// Ends the safety phase: heals the network, stops injecting faults and
-    /// restarts every node that is down.
-    pub(crate) fn heal(&mut self) -> Result<(), Fail> {
-        self.faults_on = false;
-        if self.net.partitioned() {
-            self.heal_partition();
-        }
-        self.resume_all()?;
-        self.trace.push(self.now, Rec::Heal);
-        for n in 0..self.hosts.len() {
-            self.hosts[n].armed = None;
-            if !self.hosts[n].is_up() {
-                self.restart_node(n)?;
-            }
-        }
-        self.healed_at = Some(self.now);
-        Ok(())
     }
 
     /// The largest commit index among the up nodes.

@@ -57,6 +57,25 @@ pub(crate) struct Stall {
 }
 
 impl Cluster {
+    /// Ends the safety phase: heals the network, stops injecting faults and
+    /// restarts every node that is down.
+    pub(crate) fn heal(&mut self) -> Result<(), Fail> {
+        self.faults_on = false;
+        if self.net.partitioned() {
+            self.heal_partition();
+        }
+        self.resume_all()?;
+        self.trace.push(self.now, Rec::Heal);
+        for n in 0..self.hosts.len() {
+            self.hosts[n].armed = None;
+            if !self.hosts[n].is_up() {
+                self.restart_node(n)?;
+            }
+        }
+        self.healed_at = Some(self.now);
+        Ok(())
+    }
+
     pub(crate) fn fault_interval(&mut self, mean_ticks: u64) -> u64 {
         self.now
             + self

@@ -8,8 +8,10 @@
 //!
 //! This module holds the host's state; `run_loop.rs` drives it: the Ready
 //! loop, the crash points in the middle of it, fsyncs and restarts.
+//! `requests.rs` takes the clients' requests to the node.
 
 mod disk;
+mod requests;
 mod run_loop;
 
 use std::collections::BTreeMap;
