@@ -1,11 +1,24 @@
-//! [`Cluster`]: the simulated world. Nodes with their hosts, a network, a
-//! virtual clock and a queue of timed events, run in one thread.
+//! [`Cluster`]: the simulated world and its event loop. Nodes with their
+//! hosts, a network, a virtual clock and a queue of timed events, run in one
+//! thread.
 //!
 //! Each event (a tick, a message delivery, an fsync completing, a crash, a
 //! client request, ...) is handled completely before the next; the checkers
 //! of `check.rs` run after every one. Events at the same virtual time are
 //! ordered by when they were scheduled, so a run is a pure function of its
 //! plan and seed: no clock, no thread, no hash-map iteration anywhere.
+//!
+//! This file holds the queue, the clock and the dispatch; each event is
+//! handled by the room that owns what it is about:
+//!
+//! - `host/`: the host's Ready loop, its fsyncs, ticks and restarts
+//!   (`run_loop.rs`), client requests at a host (`requests.rs`), the disk;
+//! - `network.rs`: message delivery, latency, loss, duplication, delay
+//!   spikes, and the partitions that block links;
+//! - `faults.rs`: the fault timers (partitions, crashes, stalls, lying
+//!   disks, the operator, lease attacks) and the end of the safety phase;
+//! - `client.rs`: the client workload and its link to the hosts;
+//! - `check.rs`: the checks after every event and at the end of a run.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -109,6 +122,8 @@ pub struct Cluster {
     pub(crate) plan: Plan,
     pub(crate) seed: u64,
     pub(crate) now: u64,
+    /// The events to come, and how many were ever scheduled (the order of
+    /// events at the same time).
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     pub(crate) hosts: Vec<Host>,

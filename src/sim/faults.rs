@@ -1,7 +1,8 @@
 //! Fault injection: the timers that partition the network, crash hosts,
 //! stall their processes, make their disks lie, act as an operator, and
-//! attack leases. Every choice comes from the cluster's fault generator, and
-//! nothing here fires once the network is healed (`faults_on` is false).
+//! attack leases; and the end of the safety phase, which heals everything
+//! (`Cluster::heal`). Every choice comes from the cluster's fault generator,
+//! and nothing here fires once the network is healed (`faults_on` is false).
 //!
 //! The lease faults aim at the moments a lease depends on:
 //!
