@@ -47,6 +47,15 @@ pub enum Bug {
     TermNotPersisted,
     /// A node that lost data votes at once instead of first catching up.
     AmnesiacVotes,
+    /// While a joint configuration is in force, decisions count only the
+    /// incoming voters' majority.
+    JointCountsOnlyIncoming,
+    /// A new leader proposes a membership change before an entry of its own
+    /// term has committed (the 2015 single-server-change bug).
+    ChangeBeforeTermCommit,
+    /// A leader proposes a membership change while the previous one is
+    /// still uncommitted: two single-server changes at once.
+    TwoChangesAtOnce,
 }
 
 impl Bug {

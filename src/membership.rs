@@ -609,6 +609,16 @@ impl ConfLog {
         self.confs.len() != before
     }
 
+    /// Whether `id` votes in the last configuration at or below
+    /// `committed`, or in any after it.
+    pub fn votes_since(&self, id: NodeId, committed: Index) -> bool {
+        let from = self
+            .confs
+            .partition_point(|(i, _)| *i <= committed)
+            .saturating_sub(1);
+        self.confs[from..].iter().any(|(_, c)| c.is_voter(id))
+    }
+
     /// Forgets the configurations that no truncation can go back to: all
     /// but the last at or below `committed`.
     pub fn compact(&mut self, committed: Index) {
@@ -718,6 +728,35 @@ mod tests {
     }
 
     #[test]
+    fn removing_a_learner_keeps_the_others() {
+        let c = conf(&[1, 2, 3], &[4, 5]);
+        let n = apply_change(&c, &MembershipChange::remove(NodeId(4))).unwrap();
+        assert_eq!(n, conf(&[1, 2, 3], &[5]));
+    }
+
+    #[test]
+    fn membership_predicates_name_each_role() {
+        let c = ConfState {
+            voters: ids(&[1, 2]),
+            voters_outgoing: ids(&[1, 3]),
+            learners: ids(&[4]),
+            learners_next: ids(&[3]),
+            auto_leave: false,
+        };
+        assert!(c.is_joint());
+        assert!(c.is_voter(NodeId(3)) && !c.is_voter(NodeId(4)));
+        assert!(c.is_learner(NodeId(4)), "a learner");
+        assert!(
+            c.is_learner(NodeId(3)),
+            "a learner once the joint config is left"
+        );
+        assert!(!c.is_learner(NodeId(1)) && !c.is_learner(NodeId(9)));
+        assert!(c.contains(NodeId(4)) && c.contains(NodeId(3)) && !c.contains(NodeId(9)));
+        let members: Vec<NodeId> = c.members().collect();
+        assert_eq!(members, ids(&[1, 2, 3, 4]));
+    }
+
+    #[test]
     fn promoting_a_learner_makes_it_a_voter_only() {
         let c = conf(&[1, 2, 3], &[4]);
         let n = apply_change(&c, &MembershipChange::add_voter(NodeId(4))).unwrap();
@@ -818,6 +857,18 @@ mod tests {
         assert_eq!(l.confs.len(), 1);
         assert!(!l.truncate(Index(1)), "the committed configuration stays");
         assert_eq!(l.current(), &conf(&[1, 2, 3, 4], &[]));
+        let mut l = ConfLog::new(Index(0), conf(&[1, 2, 3], &[]));
+        l.push(Index(5), conf(&[2, 3], &[]));
+        assert!(
+            l.votes_since(NodeId(1), Index(4)),
+            "its removal is not committed"
+        );
+        assert!(
+            !l.votes_since(NodeId(1), Index(5)),
+            "its removal is committed"
+        );
+        assert!(l.votes_since(NodeId(2), Index(5)));
+        assert!(!l.votes_since(NodeId(9), Index(0)));
     }
 
     /// A naive reference: does every majority of `a` meet every majority of

@@ -544,6 +544,14 @@ impl Node {
         self.raft.confs.current()
     }
 
+    /// The index of the entry that carried the configuration in force (0
+    /// for the founding one): the configuration is committed once
+    /// [`Node::commit`] reaches it, and only then may the leader propose
+    /// the next change.
+    pub fn conf_index(&self) -> Index {
+        self.raft.confs.current_index()
+    }
+
     /// The node leadership is being transferred to, while a transfer runs.
     pub fn transferring_to(&self) -> Option<NodeId> {
         self.raft.lead.as_ref().and_then(|l| l.transferee)

@@ -75,6 +75,13 @@ impl Membership {
         self.members.iter().position(|&m| m == id)
     }
 
+    /// Forgets the outgoing voters (an injected bug: a joint configuration
+    /// decided by its incoming half alone).
+    #[cfg(zaft_bugs)]
+    pub fn forget_outgoing(&mut self) {
+        self.outgoing.clear();
+    }
+
     /// The member at place `i` of table order.
     #[inline]
     pub fn at(&self, i: usize) -> NodeId {

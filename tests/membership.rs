@@ -656,3 +656,32 @@ fn a_restart_in_the_middle_of_a_joint_change_restores_and_finishes_it() {
         assert!(c.has_applied(id, "after"), "node {id}");
     }
 }
+
+/// A leader that removed itself may be deposed before the removal reaches
+/// the new voters. Its log, the longest, is the one that must win for the
+/// removal to commit, so until the removal commits it still stands for
+/// election (counted by the majorities of the configuration in force), and
+/// the cluster does not deadlock. (Found by the simulator: a two-voter
+/// cluster where the remaining voter needed the removed one's vote and the
+/// removed one would not campaign.)
+#[test]
+fn a_leader_deposed_before_its_removal_commits_campaigns_to_finish_it() {
+    let mut c = Cluster::with_config(2, |cfg| cfg.check_quorum = true);
+    c.elect(1);
+    c.isolate(2);
+    change(&mut c, 1, MembershipChange::remove(nid(1))).unwrap();
+    assert_eq!(c.node(1).conf_state(), &conf(&[2], &[]));
+    for _ in 0..100 {
+        c.tick(1);
+    }
+    assert_ne!(c.role(1), Role::Leader, "CheckQuorum deposed it");
+    c.heal();
+    c.drop_all();
+    let leader = c.run_until_leader(400);
+    assert_eq!(leader, 2);
+    assert_eq!(c.node(2).conf_state(), &conf(&[2], &[]));
+    assert!(
+        c.node(2).commit() >= c.node(2).conf_index(),
+        "the removal committed"
+    );
+}

@@ -61,7 +61,7 @@ impl Raft {
     pub(super) fn tick_election(&mut self) -> bool {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.randomized_timeout {
-            if self.is_recovering() || !self.conf.is_voter(self.id) {
+            if self.is_recovering() || !self.may_campaign() {
                 // No election until caught up (or by a node that is not a
                 // voter: a learner, a removed node, one that has not joined
                 // yet); the leader may be gone.
@@ -78,7 +78,7 @@ impl Raft {
     /// The election timeout fired or the host asked for an election: a
     /// pre-vote round first if PreVote is on, else a real election.
     pub fn start_election(&mut self, cause: Cause) {
-        if self.role == Role::Leader || !self.conf.is_voter(self.id) {
+        if self.role == Role::Leader || !self.may_campaign() {
             return;
         }
         if self.cfg.pre_vote {
@@ -352,7 +352,7 @@ impl Raft {
         if self.role == Role::Leader {
             return self.drop_msg(DropReason::Misbehaving);
         }
-        if self.is_recovering() || !self.conf.is_voter(self.id) {
+        if self.is_recovering() || !self.may_campaign() {
             // The leader believes our log is complete (or that we vote);
             // it is not so.
             return self.drop_msg(DropReason::Stale);

@@ -3,7 +3,7 @@
 //! configuration, and a removed leader stepping down. The safety argument
 //! is in `crate::membership`'s module docs.
 
-use super::{Raft, ld};
+use super::{Raft, bug, ld};
 use crate::error::{Busy, Error};
 use crate::membership::{self, ConfState, MembershipChange, MembershipEntry, MembershipError};
 use crate::message::{Entry, EntryKind};
@@ -48,10 +48,12 @@ impl Raft {
             return Err(Busy::LeadershipTransfer { to }.into());
         }
         let at = self.confs.current_index();
-        if at > self.log.committed {
+        if at > self.log.committed && !bug!(self, TwoChangesAtOnce) {
             return Err(MembershipError::ChangePending { index: at }.into());
         }
-        if self.log.term_at(self.log.committed) != Some(self.term) {
+        if self.log.term_at(self.log.committed) != Some(self.term)
+            && !bug!(self, ChangeBeforeTermCommit)
+        {
             return Err(MembershipError::TermNotCommitted.into());
         }
         Ok(())
@@ -111,6 +113,10 @@ impl Raft {
     /// The configuration in force changed: rebuild the per-member tables.
     fn on_conf_change(&mut self) {
         self.conf = Membership::new(self.confs.current());
+        #[cfg(zaft_bugs)]
+        if bug!(self, JointCountsOnlyIncoming) {
+            self.conf.forget_outgoing();
+        }
         self.conf_changed = true;
         emit!(
             INFO,
@@ -178,6 +184,20 @@ impl Raft {
         if leave && let Ok(next) = membership::leave_joint(cur) {
             self.append_membership(None, next);
         }
+    }
+
+    /// Whether this node may stand for election: it votes in the latest
+    /// committed configuration of its log or in one after it. A node whose
+    /// removal (or demotion) is not committed yet still takes part: a
+    /// leader that removed itself may have been deposed before the removal
+    /// reached the new voters, and its log, the longest, is the one that
+    /// must win for the removal to commit. Its election is decided by the
+    /// majorities of the configuration in force, as any. Once the change
+    /// is committed it never campaigns again; nor do learners and nodes
+    /// that have not joined.
+    #[inline]
+    pub(crate) fn may_campaign(&self) -> bool {
+        self.conf.is_voter(self.id) || self.confs.votes_since(self.id, self.log.committed)
     }
 
     /// Records a proposal of this node's host, reported in the Ready.

@@ -273,7 +273,7 @@ impl Raft {
         if self.role == Role::Leader {
             return Ok(());
         }
-        if !self.conf.is_voter(self.id) {
+        if !self.may_campaign() {
             emit!(INFO, CAMPAIGN_REFUSED, self, reason = "not_a_voter");
             return Err(crate::membership::MembershipError::NotAVoter.into());
         }
@@ -586,7 +586,7 @@ impl Raft {
             "a node that lost data takes part in an election"
         );
         assert!(
-            matches!(self.role, Role::Follower | Role::Leader) || self.conf.is_voter(self.id),
+            matches!(self.role, Role::Follower | Role::Leader) || self.may_campaign(),
             "a node that is not a voter campaigns"
         );
         assert!(
