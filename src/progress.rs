@@ -26,6 +26,12 @@ pub(crate) struct Progress {
     inflight_bytes: u64,
     max_inflight: usize,
     max_inflight_bytes: u64,
+    /// Replicate state: how many messages may be in flight now. It starts
+    /// at one when streaming (re)starts and doubles with every
+    /// acknowledgement that moves the match, up to `max_inflight`: after a
+    /// probe succeeds, answers to messages of an earlier stream (reordered,
+    /// duplicated) cannot each set off a full window of messages.
+    window: usize,
     /// Heard from since the last CheckQuorum round.
     pub recent_active: bool,
     /// The latest heartbeat round the follower answered.
@@ -49,6 +55,7 @@ impl Progress {
             inflight_bytes: 0,
             max_inflight,
             max_inflight_bytes,
+            window: 1,
             recent_active: true,
             acked_round: 0,
         }
@@ -63,8 +70,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => {
-                self.inflight.len() >= self.max_inflight
-                    || self.inflight_bytes >= self.max_inflight_bytes
+                self.inflight.len() >= self.window || self.inflight_bytes >= self.max_inflight_bytes
             }
         }
     }
@@ -75,9 +81,7 @@ impl Progress {
     pub fn pause_reason(&self) -> Option<&'static str> {
         match self.state {
             ProgressState::Probe if self.probe_sent => Some("probe_outstanding"),
-            ProgressState::Replicate if self.inflight.len() >= self.max_inflight => {
-                Some("inflight_msgs")
-            }
+            ProgressState::Replicate if self.inflight.len() >= self.window => Some("inflight_msgs"),
             ProgressState::Replicate if self.inflight_bytes >= self.max_inflight_bytes => {
                 Some("inflight_bytes")
             }
@@ -97,6 +101,7 @@ impl Progress {
         self.probe_sent = false;
         self.next_index = self.match_index.next();
         self.clear_inflight();
+        self.window = 1;
     }
 
     /// The follower's log went backwards and now ends at `last`: nothing it
@@ -139,6 +144,9 @@ impl Progress {
         if updated {
             self.match_index = n;
             self.probe_sent = false;
+            if self.state == ProgressState::Replicate {
+                self.window = (self.window * 2).min(self.max_inflight);
+            }
         }
         if self.next_index <= n {
             self.next_index = n.next();
@@ -228,6 +236,7 @@ mod tests {
     fn replicate_window_is_bounded_in_bytes() {
         let mut p = Progress::new(NodeId(2), Index(1), 100, 1000);
         p.become_replicate();
+        p.window = 100; // opened by earlier acknowledgements
         p.sent(Some(Index(1)), 600);
         assert!(!p.is_paused());
         p.sent(Some(Index(2)), 600);
@@ -264,15 +273,49 @@ mod tests {
         assert!(!p.is_paused(), "the next probe goes out at once");
     }
 
+    /// Streaming starts with one message in flight and the window doubles
+    /// with every acknowledgement that moves the match, up to the limit; a
+    /// new stream (after a probe) starts from one again.
+    #[test]
+    fn the_window_starts_at_one_and_doubles_with_each_acknowledgement() {
+        let mut p = Progress::new(NodeId(2), Index(1), 4, u64::MAX);
+        p.become_replicate();
+        p.sent(Some(Index(1)), 1);
+        assert!(p.is_paused(), "one message in flight at first");
+        assert!(p.maybe_update(Index(1)));
+        p.sent(Some(Index(2)), 1);
+        p.sent(Some(Index(3)), 1);
+        assert!(p.is_paused(), "two after one acknowledgement");
+        assert!(p.maybe_update(Index(3)));
+        for i in 4..=7 {
+            assert!(!p.is_paused());
+            p.sent(Some(Index(i)), 1);
+        }
+        assert!(p.is_paused(), "four, the limit");
+        assert!(p.maybe_update(Index(7)));
+        assert_eq!(p.window, 4, "never beyond the limit");
+        assert!(
+            !p.maybe_update(Index(7)),
+            "a duplicate answer opens nothing"
+        );
+        assert_eq!(p.window, 4);
+        p.become_probe();
+        p.become_replicate();
+        p.sent(Some(Index(8)), 1);
+        assert!(p.is_paused(), "a new stream starts from one");
+    }
+
     #[test]
     fn a_full_window_is_emptied_by_a_state_change() {
         let mut p = Progress::new(NodeId(2), Index(1), 2, 100);
         p.become_replicate();
+        p.window = 2;
         p.sent(Some(Index(1)), 60);
         p.sent(Some(Index(2)), 60);
         assert!(p.is_paused());
         p.become_probe();
         p.become_replicate();
+        p.window = 2;
         assert_eq!(p.inflight(), 0);
         assert!(!p.is_paused(), "no message nor byte left counted");
         p.sent(Some(Index(1)), 60);
@@ -283,6 +326,7 @@ mod tests {
     fn a_heartbeat_answer_frees_one_slot_of_a_full_window() {
         let mut p = Progress::new(NodeId(2), Index(1), 2, u64::MAX);
         p.become_replicate();
+        p.window = 2;
         p.sent(Some(Index(1)), 10);
         p.sent(Some(Index(2)), 10);
         assert!(p.is_paused());

@@ -424,11 +424,22 @@ fn transfer_to_an_unknown_node_is_an_error() {
 
 // ---- Flow control ---------------------------------------------------------------
 
+/// Opens the streaming window to follower 2: a few acknowledged appends
+/// (streaming starts with one message in flight and doubles per
+/// acknowledgement).
+fn open_window(c: &mut Cluster) {
+    for i in 0..10 {
+        c.propose(1, format!("warm{i}"));
+        c.stabilize();
+    }
+}
+
 /// Streaming to a follower stops at the inflight window until it answers.
 #[test]
 fn inflight_window_bounds_unacknowledged_appends() {
     let mut c = Cluster::with_config(3, |c| c.max_inflight_msgs = 2);
     c.elect(1);
+    open_window(&mut c);
     let before = c.count_sent(|m| m.to == nid(2) && is_append(m));
     for i in 0..10 {
         c.propose(1, format!("p{i}"));
@@ -439,11 +450,53 @@ fn inflight_window_bounds_unacknowledged_appends() {
     assert_eq!(sent, 2, "the window holds two messages");
 }
 
+/// After a probe succeeds, streaming restarts with one message in flight:
+/// answers to an earlier stream, reordered or duplicated, cannot each set
+/// off a full window (the message storm the simulator found with a new
+/// member catching up over a reordering network).
+#[test]
+fn streaming_restarts_with_one_message_in_flight() {
+    // One entry per message: without slow start the probe's answer would
+    // send every missing entry at once, a message each.
+    let mut c = Cluster::with_config(3, |c| c.max_entries_bytes_per_msg = 1);
+    c.elect(1);
+    c.isolate(2);
+    for i in 0..10 {
+        c.propose(1, format!("p{i}"));
+    }
+    c.stabilize();
+    c.heal();
+    c.drop_all();
+    // A heartbeat answer makes the leader send what it thinks comes next;
+    // node 2 rejects it, the leader probes, and the probe's answer starts a
+    // new stream.
+    c.tick(1);
+    c.drop_where(|m| m.to == nid(3));
+    c.deliver_where(|m| m.to == nid(2));
+    c.deliver_where(|m| m.from == nid(2));
+    c.deliver_where(|m| m.to == nid(2) && is_append(m));
+    c.deliver_where(|m| m.from == nid(2));
+    assert_eq!(
+        c.net.iter().filter(|m| m.to == nid(2)).count(),
+        1,
+        "one probe"
+    );
+    c.deliver_where(|m| m.to == nid(2) && is_append(m));
+    let before = c.count_sent(|m| m.to == nid(2) && is_append(m));
+    c.deliver_where(|m| m.from == nid(2));
+    let burst = c.count_sent(|m| m.to == nid(2) && is_append(m)) - before;
+    assert_eq!(
+        burst, 1,
+        "one message after the probe's answer, not a window"
+    );
+}
+
 /// The window is also bounded in bytes.
 #[test]
 fn inflight_window_bounds_bytes() {
     let mut c = Cluster::with_config(3, |c| c.max_inflight_bytes = 2000);
     c.elect(1);
+    open_window(&mut c);
     let before = c.count_sent(|m| m.to == nid(2) && is_append(m));
     for _ in 0..10 {
         c.propose(1, vec![0u8; 1000]);
