@@ -173,6 +173,10 @@ fn main() -> ExitCode {
         faults.stalls
     );
     println!(
+        "membership changes: {} ({} joint), {} removed nodes shut down",
+        faults.membership_changes, faults.joint_changes, faults.decommissioned
+    );
+    println!(
         "client ops: {ok} ok, {failed} failed, {unknown} unknown; linearizability undecided keys: {undecided}"
     );
     println!(

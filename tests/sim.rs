@@ -82,6 +82,27 @@ fn nodes_that_lose_data_rejoin_safely_and_catch_up() {
     assert!(losses > 100, "only {losses} data losses");
 }
 
+/// Membership changes (learners added and promoted, voters removed, the
+/// leader included, joint replacements) under every other fault but lying
+/// storage: every safety check, the configuration-aware ones included, and
+/// liveness once healed.
+#[test]
+fn membership_changes_under_every_fault_keep_every_property() {
+    let mut o = Options::default();
+    o.faults.membership = true;
+    let (mut changes, mut joint, mut removed) = (0, 0, 0);
+    for seed in 6_000..6_200 {
+        let stats = run(seed, &o).unwrap_or_else(|f| panic!("{f}"));
+        changes += stats.faults.membership_changes;
+        joint += stats.faults.joint_changes;
+        removed += stats.faults.decommissioned;
+    }
+    assert!(
+        changes > 100 && joint > 10 && removed > 30,
+        "{changes} changes, {joint} joint, {removed} removed"
+    );
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     let mut o = Options::default();

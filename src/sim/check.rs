@@ -21,8 +21,12 @@
 //! Plus the host contract (monotonic term, commit and applied index; each
 //! committed entry handed out once, in order, and only once durable; no
 //! message of a term the node's disk does not hold), durability of
-//! acknowledged writes, and CheckQuorum's promise that a leader cut off from
-//! a majority steps down ([`LeaderWatch`]).
+//! acknowledged writes, CheckQuorum's promise that a leader cut off from a
+//! majority of its configuration steps down ([`LeaderWatch`]), and
+//! commitment by the right majorities: an entry first seen committed is
+//! durable on a majority of the voters of a configuration in use (of both
+//! halves of a joint one). Election Safety is per term across
+//! configurations: one leader per term, whatever configuration elected it.
 //!
 //! This module owns the global record ([`Safety`]) and the checks that
 //! compare the hosts against it and against each other: after every event
@@ -81,11 +85,14 @@ pub enum Check {
     /// A node sent a message of a term its disk did not hold yet (pre-vote
     /// requests and granted pre-votes, whose term is only proposed, aside).
     DurableTerm,
+    /// An entry was committed without being durable on a majority of the
+    /// voters (of each half, while joint) of any configuration a node used.
+    Commitment,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 15] = [
         Check::ElectionSafety,
         Check::LogMatching,
         Check::LeaderCompleteness,
@@ -100,6 +107,7 @@ impl Check {
         Check::Codec,
         Check::CheckQuorum,
         Check::DurableTerm,
+        Check::Commitment,
     ];
 }
 
@@ -120,6 +128,7 @@ impl fmt::Display for Check {
             Check::Codec => "Wire codec round trip",
             Check::CheckQuorum => "CheckQuorum step-down",
             Check::DurableTerm => "Durable term before sending",
+            Check::Commitment => "Commitment by a majority of the configuration",
         })
     }
 }
@@ -285,15 +294,34 @@ impl LeaderWatch {
 
     /// The latest tick count by which a majority (the leader itself
     /// included) had been heard: the (majority - 1)-th most recent peer.
+    #[cfg(test)]
     pub fn quorum_heard(&self, me: usize) -> u64 {
-        let n = self.heard.len();
-        let need = n / 2; // peers besides the leader to make a majority
-        if need == 0 {
-            return u64::MAX;
+        let all: Vec<usize> = (0..self.heard.len()).collect();
+        self.quorum_heard_in(me, &[&all])
+    }
+
+    /// The same for the voter sets of a configuration (by node index): a
+    /// majority of each non-empty set, the leader counted in a set only if
+    /// it belongs to it (a leader being removed counts only others).
+    pub fn quorum_heard_in(&self, me: usize, sets: &[&[usize]]) -> u64 {
+        let mut at = u64::MAX;
+        for set in sets.iter().filter(|s| !s.is_empty()) {
+            let need = set.len() / 2 + 1 - usize::from(set.contains(&me));
+            if need == 0 {
+                continue;
+            }
+            let mut peers: Vec<u64> = set
+                .iter()
+                .filter(|&&i| i != me)
+                .map(|&i| self.heard.get(i).copied().unwrap_or(0))
+                .collect();
+            peers.sort_unstable_by(|a, b| b.cmp(a));
+            at = at.min(peers.get(need - 1).copied().unwrap_or(0));
         }
-        let mut peers: Vec<u64> = (0..n).filter(|&i| i != me).map(|i| self.heard[i]).collect();
-        peers.sort_unstable_by(|a, b| b.cmp(a));
-        peers[need - 1].max(self.since)
+        if at == u64::MAX {
+            return at;
+        }
+        at.max(self.since)
     }
 }
 
@@ -369,8 +397,9 @@ impl Cluster {
         if !is_leader {
             self.hosts[n].watch = None;
         } else if new_role && self.plan.config.check_quorum {
+            let nodes = self.hosts.len();
             let host = &mut self.hosts[n];
-            host.watch = Some(LeaderWatch::new(st.term, self.plan.nodes, host.ticks));
+            host.watch = Some(LeaderWatch::new(st.term, nodes, host.ticks));
         }
         if is_leader {
             self.safety.leader(st.term, id)?;
@@ -413,7 +442,12 @@ impl Cluster {
         if node.role() != Role::Leader || node.term() != w.term {
             return Ok(());
         }
-        let heard = w.quorum_heard(n);
+        // The voters of the configuration in force at the leader.
+        let conf = node.conf_state();
+        let idx =
+            |ids: &[NodeId]| -> Vec<usize> { ids.iter().map(|id| id.0 as usize - 1).collect() };
+        let (incoming, outgoing) = (idx(&conf.voters), idx(&conf.voters_outgoing));
+        let heard = w.quorum_heard_in(n, &[&incoming, &outgoing]);
         let window = 2 * u64::from(self.plan.config.election_timeout_ticks_min);
         if host.ticks > heard.saturating_add(window) {
             return fail(
@@ -480,6 +514,44 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// Commitment by the right majorities, for an entry seen committed for
+    /// the first time: it is durable on a majority of the voters of a
+    /// configuration in force at some node now or recently (of both halves
+    /// of a joint one). Not with lying storage, which may take an entry off
+    /// a majority's disks.
+    pub(crate) fn check_commit_quorum(&self, e: &Entry) -> Result<(), Fail> {
+        if self.plan.amnesia_per_mille > 0 {
+            return Ok(());
+        }
+        let at = e.index.0 as usize - 1;
+        let durable_on = |id: &NodeId| {
+            self.hosts
+                .get(id.0 as usize - 1)
+                .and_then(|h| h.durable.entries.get(at))
+                .map(Entry::id)
+                == Some(e.id())
+        };
+        let majority = |set: &[NodeId]| {
+            set.is_empty() || set.iter().filter(|id| durable_on(id)).count() > set.len() / 2
+        };
+        let holds = |c: &crate::membership::ConfState| {
+            !c.voters.is_empty() && majority(&c.voters) && majority(&c.voters_outgoing)
+        };
+        for h in &self.hosts {
+            if h.node.as_ref().is_some_and(|n| holds(n.conf_state())) || h.confs.iter().any(holds) {
+                return Ok(());
+            }
+        }
+        fail(
+            Check::Commitment,
+            format!(
+                "entry {} is committed but no configuration in use has a majority that holds it; nodes:{}",
+                e.id(),
+                self.describe_nodes()
+            ),
+        )
     }
 
     /// Durability: every acknowledged write is in the log of every node that

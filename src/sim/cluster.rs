@@ -51,6 +51,7 @@ pub(crate) enum Ev {
     CrashTimer,
     PartitionTimer,
     OperatorTimer,
+    MembershipTimer,
     Heal(u64),
     Unreachable {
         node: usize,
@@ -167,9 +168,15 @@ impl Cluster {
         seed: u64,
         trace_events: usize,
     ) -> Result<Cluster, (Box<Cluster>, Fail)> {
-        let n = plan.nodes;
+        let n = plan.nodes + plan.spares;
         let hosts = (0..n)
-            .map(|i| Host::new(NodeId(i as u64 + 1), plan.tick_us[i]))
+            .map(|i| {
+                let mut h = Host::new(NodeId(i as u64 + 1), plan.tick_us[i % plan.nodes]);
+                h.spare = i >= plan.nodes;
+                h.was_member = !h.spare;
+                h.committed_member = !h.spare;
+                h
+            })
             .collect();
         let mut c = Cluster {
             seed,
@@ -215,6 +222,10 @@ impl Cluster {
         if c.plan.operator_every_ticks > 0 {
             let t = c.fault_interval(c.plan.operator_every_ticks);
             c.schedule(t, Ev::OperatorTimer);
+        }
+        if c.plan.membership_every_ticks > 0 {
+            let t = c.fault_interval(c.plan.membership_every_ticks);
+            c.schedule(t, Ev::MembershipTimer);
         }
         for (every, ev) in [
             (c.plan.fast_restart_every_ticks, Ev::FastRestartTimer),
@@ -407,6 +418,7 @@ impl Cluster {
                 Ok(None)
             }
             Ev::OperatorTimer => self.operator_timer(),
+            Ev::MembershipTimer => self.membership_timer(),
             Ev::Heal(epoch) => {
                 if epoch == self.net.epoch() && self.net.partitioned() {
                     self.heal_partition();
@@ -479,8 +491,27 @@ impl Cluster {
 
     /// Whether every node is up and has applied up to `index`.
     pub(crate) fn all_applied(&self, index: Index) -> bool {
+        if self.plan.membership_every_ticks == 0 {
+            return self
+                .hosts
+                .iter()
+                .all(|h| h.is_up() && h.kv.applied >= index);
+        }
+        // With membership changes: every member of the leader's
+        // configuration (spares never added and removed nodes are not).
+        let Some((leader, _)) = self.leader() else {
+            return false;
+        };
+        let Some(conf) = self.hosts[leader.0 as usize - 1]
+            .node
+            .as_ref()
+            .map(|n| n.conf_state().clone())
+        else {
+            return false;
+        };
         self.hosts
             .iter()
+            .filter(|h| conf.contains(h.id))
             .all(|h| h.is_up() && h.kv.applied >= index)
     }
 

@@ -203,7 +203,12 @@ impl Cluster {
     /// Gives node `n` an operator's input. Refusals (not the leader, a
     /// transfer already running, a leader still heard, a node catching up)
     /// are part of the game.
-    fn operate(&mut self, n: usize, input: Input, transfer: bool) -> Result<Option<usize>, Fail> {
+    pub(crate) fn operate(
+        &mut self,
+        n: usize,
+        input: Input,
+        transfer: bool,
+    ) -> Result<Option<usize>, Fail> {
         let host = &mut self.hosts[n];
         let Some(node) = host.node.as_mut() else {
             return Ok(None);
@@ -217,7 +222,12 @@ impl Cluster {
                 self.process(n, ready)?;
                 Ok(Some(n))
             }
-            Err(e @ (Error::NotLeader { .. } | Error::Busy(_))) => {
+            Err(
+                e @ (Error::NotLeader { .. }
+                | Error::Busy(_)
+                | Error::Membership(_)
+                | Error::Misuse(crate::error::Misuse::TransferToNonVoter(_))),
+            ) => {
                 self.trace.push(
                     self.now,
                     Rec::Note(format!("operator: n{} refused: {e}", n + 1)),

@@ -28,6 +28,10 @@
 //! clients read at it, tick rates at the drift bound of the lease, stalled
 //! host processes that catch up with `Input::Ticks`) and storage that lies
 //! (opted into: a crash may lose durable data) are described in `faults.rs`.
+//! Membership changes (opted into with the `membership` fault: spare nodes
+//! added as learners and promoted, voters removed, the leader included,
+//! joint replacements, removed nodes shut down once their removal commits)
+//! are described in `membership.rs`.
 //!
 //! Clients write keys through the log and read them either through the log
 //! (a proposed read command) or with `Input::ReadIndex` (with CheckQuorum,
@@ -52,7 +56,9 @@
 //! committed entries handed out once, in order and only once durable; the
 //! node's log equal to what its Readies told the host to write; no message of
 //! a term the node's disk does not hold; a CheckQuorum leader cut off from a
-//! majority stepping down in time; and, sampled, the node's own invariant
+//! majority (of each half of its configuration) stepping down in time; an
+//! entry first seen committed durable on a majority of a configuration in
+//! use (of both halves, while joint); and, sampled, the node's own invariant
 //! check (`Node::assert_invariants`). At the end: a node that lost data has
 //! left recovery if a newer term committed what it applied, durability of
 //! acknowledged writes and linearizability of the history. See [`Check`].
@@ -83,6 +89,7 @@ mod faults;
 mod host;
 mod kv;
 pub mod linearizability;
+mod membership;
 mod network;
 mod options;
 mod rng;
@@ -132,6 +139,14 @@ pub struct FaultCounts {
     pub stalls: u64,
     /// Crashes in which the disk lost durable data.
     pub data_losses: u64,
+    /// Membership changes the leader accepted (joint ones and leaving a
+    /// joint configuration by hand included; the leader's own automatic
+    /// leave not).
+    pub membership_changes: u64,
+    /// Of those, joint changes.
+    pub joint_changes: u64,
+    /// Removed nodes shut down for good once their removal committed.
+    pub decommissioned: u64,
 }
 
 impl FaultCounts {
@@ -166,6 +181,9 @@ impl FaultCounts {
         self.lease_attacks += other.lease_attacks;
         self.stalls += other.stalls;
         self.data_losses += other.data_losses;
+        self.membership_changes += other.membership_changes;
+        self.joint_changes += other.joint_changes;
+        self.decommissioned += other.decommissioned;
     }
 }
 

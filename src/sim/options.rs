@@ -67,6 +67,15 @@ pub struct FaultSwitches {
     /// `amnesia`); when on, drawn for about one seed in four of the swarm
     /// (of three nodes or more).
     pub amnesia: bool,
+    /// Membership changes: an operator adds spare nodes as learners,
+    /// promotes them, removes voters (the leader included) and learners,
+    /// and replaces a voter by a spare in one joint change (left on its own
+    /// or explicitly), one change at a time; a node whose removal has
+    /// committed is shut down for good. The cluster starts with one or two
+    /// spare nodes that know no configuration. Never drawn together with
+    /// `amnesia` (a node that lost data is assumed to be a voter of a
+    /// fixed cluster).
+    pub membership: bool,
 }
 
 impl FaultSwitches {
@@ -86,6 +95,7 @@ impl FaultSwitches {
         drift_at_bound: true,
         stalls: true,
         amnesia: true,
+        membership: true,
     };
 
     /// Every fault off: a perfect network and perfect disks.
@@ -104,9 +114,10 @@ impl FaultSwitches {
         drift_at_bound: false,
         stalls: false,
         amnesia: false,
+        membership: false,
     };
 
-    const NAMES: [&'static str; 14] = [
+    const NAMES: [&'static str; 15] = [
         "loss",
         "duplication",
         "reordering",
@@ -121,9 +132,10 @@ impl FaultSwitches {
         "drift-at-bound",
         "stalls",
         "amnesia",
+        "membership",
     ];
 
-    fn slots(&mut self) -> [&mut bool; 14] {
+    fn slots(&mut self) -> [&mut bool; 15] {
         [
             &mut self.loss,
             &mut self.duplication,
@@ -139,6 +151,7 @@ impl FaultSwitches {
             &mut self.drift_at_bound,
             &mut self.stalls,
             &mut self.amnesia,
+            &mut self.membership,
         ]
     }
 
@@ -266,7 +279,8 @@ pub struct Options {
     /// Convergence bound, in ticks: after that write is acknowledged, every
     /// node must apply the log up to it within this many more ticks.
     pub convergence_ticks: u64,
-    /// The faults a run may inject: every one but `amnesia` by default.
+    /// The faults a run may inject: every one but `amnesia` and
+    /// `membership` by default.
     pub faults: FaultSwitches,
     /// Swarm testing: each enabled fault is on only for about half of the
     /// seeds. When false, every enabled fault is on in every run.
@@ -314,6 +328,7 @@ impl Default for Options {
             // Storage that lies is opted into.
             faults: FaultSwitches {
                 amnesia: false,
+                membership: false,
                 ..FaultSwitches::ALL
             },
             swarm: true,
@@ -571,6 +586,12 @@ pub struct Plan {
     /// Whether hosts deliver the ticks a stall missed after what arrived
     /// meanwhile (a host bug, see [`Options::ticks_after_backlog`]).
     pub ticks_after_backlog: bool,
+    /// Mean ticks between membership changes during the safety phase; 0:
+    /// none (and no spare nodes).
+    pub membership_every_ticks: u64,
+    /// Spare nodes, started with no configuration, that membership changes
+    /// may add: hosts `nodes + 1 ..= nodes + spares`.
+    pub spares: usize,
 }
 
 impl Plan {
@@ -615,6 +636,8 @@ impl Plan {
             amnesia_per_mille: 0,
             wipe_hard_state: false,
             ticks_after_backlog: false,
+            membership_every_ticks: 0,
+            spares: 0,
         }
     }
 
@@ -729,6 +752,8 @@ impl Plan {
             amnesia_per_mille: 0,
             wipe_hard_state: options.wipe_hard_state,
             ticks_after_backlog: options.ticks_after_backlog,
+            membership_every_ticks: 0,
+            spares: 0,
         };
         // The lease faults, drawn after everything above so that each seed
         // keeps the rest of its plan.
@@ -772,6 +797,13 @@ impl Plan {
             p.latency_us = scale(p.latency_us);
             p.fsync_us = scale(p.fsync_us);
         }
+        // Membership changes, drawn last so that every other draw of a seed
+        // stays what it was.
+        if f.membership && (!options.swarm || rng.coin()) {
+            p.membership_every_ticks = rng.range(20, 120);
+            p.spares = rng.range(1, 2) as usize;
+            p.amnesia_per_mille = 0;
+        }
         plan
     }
 
@@ -791,6 +823,7 @@ impl Plan {
             self.lease_attack_every_ticks > 0,
             self.stall_every_ticks > 0,
             self.amnesia_per_mille > 0,
+            self.membership_every_ticks > 0,
         ]
         .iter()
         .filter(|b| **b)

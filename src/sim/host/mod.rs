@@ -122,6 +122,20 @@ pub(crate) struct Host {
     pub lost_term: Term,
     /// Events left before the next full invariant check of the node.
     pub invariant_countdown: u64,
+    /// A spare node: it starts knowing no configuration (empty
+    /// `Config::voters`) and waits to be added.
+    pub spare: bool,
+    /// Has been a member of some configuration (a spare once added).
+    pub was_member: bool,
+    /// Has been seen a member of a committed configuration: only then is
+    /// its removal, once committed, final (an addition never committed may
+    /// still come back from another node's log).
+    pub committed_member: bool,
+    /// Removed from the cluster and shut down for good: never restarted.
+    pub decommissioned: bool,
+    /// The configurations the node reported (`Ready::conf_state`), newest
+    /// last, the last few only: what the commitment check may count.
+    pub confs: Vec<crate::membership::ConfState>,
 }
 
 impl Host {
@@ -160,6 +174,11 @@ impl Host {
             amnesiac: false,
             lost_term: Term(0),
             invariant_countdown: 0,
+            spare: false,
+            was_member: false,
+            committed_member: false,
+            decommissioned: false,
+            confs: Vec::new(),
         }
     }
 

@@ -89,6 +89,9 @@ impl Cluster {
             if let Some(hs) = ready.hard_state() {
                 self.hosts[n].buffer.push((id, Write::Hard(*hs)));
             }
+            if let Some(conf) = ready.conf_state() {
+                self.conf_changed(n, conf.clone());
+            }
             if self.crash_point(n, CrashPoint::AfterPersist)? {
                 return Ok(());
             }
@@ -335,6 +338,7 @@ impl Cluster {
             }
             if self.safety.applied(id, &e)? {
                 self.check_leaders_hold(&e)?;
+                self.check_commit_quorum(&e)?;
             }
             let host = &mut self.hosts[n];
             host.kv.applied = e.index;
@@ -392,10 +396,16 @@ impl Cluster {
 
     pub(crate) fn restart_node(&mut self, n: usize) -> Result<(), Fail> {
         let host = &mut self.hosts[n];
-        if host.is_up() {
+        if host.is_up() || host.decommissioned {
             return Ok(());
         }
-        let voters: Vec<NodeId> = (1..=self.plan.nodes as u64).map(NodeId).collect();
+        // Founders know the founding voters; a spare knows none and learns
+        // its configuration from the log that adds it.
+        let voters: Vec<NodeId> = if host.spare {
+            Vec::new()
+        } else {
+            (1..=self.plan.nodes as u64).map(NodeId).collect()
+        };
         let mut cfg = self.plan.config.clone();
         cfg.id = host.id;
         cfg.voters = voters;
@@ -433,6 +443,12 @@ impl Cluster {
         host.lost_data = host.amnesiac;
         if host.amnesiac {
             host.lost_term = node.term();
+        }
+        // The configuration the node restored: what its next report of a
+        // change is compared with.
+        host.confs.push(node.conf_state().clone());
+        if host.confs.len() > 4 {
+            host.confs.remove(0);
         }
         host.kv = host.durable.kv.clone();
         host.view = host.durable.entries.clone();
