@@ -60,7 +60,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 16] = [
         Bug::VoteNotPersisted,
         Bug::CommitEarlierTermByCount,
         Bug::TruncateOnStaleAppend,
@@ -74,5 +74,8 @@ impl Bug {
         Bug::CheckQuorumNeverStepsDown,
         Bug::TermNotPersisted,
         Bug::AmnesiacVotes,
+        Bug::JointCountsOnlyIncoming,
+        Bug::ChangeBeforeTermCommit,
+        Bug::TwoChangesAtOnce,
     ];
 }

@@ -685,3 +685,77 @@ fn a_leader_deposed_before_its_removal_commits_campaigns_to_finish_it() {
         "the removal committed"
     );
 }
+
+// ---- the hazards the rules prevent (bug hunt builds only) ----------------------
+
+/// Without "one change at a time" (bug hunt builds only, see
+/// `tests/bugs.rs`): a leader appends two single-server changes before the
+/// first commits, {1,2,3} -> {1,2,3,4} -> {1,2,3,4,5}. The second's
+/// majority {1,4,5} shares no node with the first's majority {2,3}: both
+/// commit different entries at one index, which the harness's State Machine
+/// Safety check catches.
+#[cfg(zaft_bugs)]
+#[test]
+#[should_panic(expected = "two different entries committed")]
+fn without_one_change_at_a_time_two_majorities_commit_different_entries() {
+    let mut c = three();
+    let (a, b) = (c.add_node(|_| {}), c.add_node(|_| {}));
+    c.inject_bug(1, zaft::sim::Bug::TwoChangesAtOnce);
+    c.partition(&[&[1, a, b], &[2, 3]]);
+    change(&mut c, 1, MembershipChange::add_voter(nid(a))).unwrap();
+    change(&mut c, 1, MembershipChange::add_voter(nid(b))).unwrap();
+    c.propose(1, "x");
+    c.stabilize();
+    c.tick_and_stabilize(1);
+    assert!(c.has_applied(1, "x"), "{{1, 4, 5}} committed it");
+    // The other side still uses {1, 2, 3}, where {2, 3} is a majority.
+    c.campaign(2);
+    c.stabilize();
+    c.propose(2, "y");
+    c.stabilize();
+}
+
+/// Without "commit an entry of your term first" (bug hunt builds only):
+/// the scenario of the 2015 single-server-change bug. Voters {1,2,3,4};
+/// leader 1 appends "add 5" and only 5 gets it. Node 2 is elected by
+/// {2,3,4} and at once proposes "remove 1", committed by {2,3} of
+/// {2,3,4}, before its own term's first entry reached 4. Node 1 comes back
+/// with {1,...,5} and is elected by {1,4,5} (4's log is older than 1's):
+/// two majorities that do not overlap commit different entries.
+#[cfg(zaft_bugs)]
+#[test]
+#[should_panic(expected = "two different entries committed")]
+fn without_committing_its_term_first_a_new_leader_splits_the_cluster() {
+    let mut c = Cluster::new(4);
+    c.elect(1);
+    let five = c.add_node(|_| {});
+    for id in 1..=4 {
+        c.inject_bug(id, zaft::sim::Bug::ChangeBeforeTermCommit);
+    }
+    c.partition(&[&[1, five], &[2, 3, 4]]);
+    change(&mut c, 1, MembershipChange::add_voter(nid(five))).unwrap();
+    c.stabilize();
+    c.campaign(2);
+    c.deliver_where(is_vote_request);
+    c.deliver_where(|m| vote_answer(m).is_some());
+    assert!(c.node(2).is_leader());
+    // Node 2's first entry (and all that follows) never reaches 4.
+    c.partition(&[&[1, five], &[2, 3], &[4]]);
+    change(&mut c, 2, MembershipChange::remove(nid(1))).unwrap();
+    c.stabilize();
+    c.propose(2, "y");
+    c.stabilize();
+    assert!(c.has_applied(2, "y"), "{{2, 3}} committed it");
+    // Node 1 restarts (it still led term 1, alone), next to 4 and 5.
+    c.reboot(1);
+    c.heal();
+    c.partition(&[&[1, 4, five], &[2, 3]]);
+    // Node 4 voted in term 2 already: node 1 wins term 3.
+    c.campaign(1);
+    c.stabilize();
+    c.campaign(1);
+    c.stabilize();
+    assert!(c.node(1).is_leader(), "{:?}", c.node(1).status());
+    c.propose(1, "x");
+    c.stabilize();
+}

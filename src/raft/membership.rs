@@ -137,7 +137,10 @@ impl Raft {
         let Some(ld) = self.lead.as_deref_mut() else {
             return;
         };
-        let next = self.log.last_index().next();
+        // A new member is probed from the entry that made it one, which
+        // goes out with the next broadcast: it learns of the cluster now,
+        // not at the next heartbeat.
+        let next = self.log.last_index().max(Index(1));
         let (max_msgs, max_bytes) = (
             self.cfg.max_inflight_msgs as usize,
             self.cfg.max_inflight_bytes,
