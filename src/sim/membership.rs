@@ -4,10 +4,11 @@
 //!
 //! The operator acts on the leader it sees, one change at a time (the node
 //! refuses a second one anyway): add a spare (a node started with no
-//! configuration) as a learner, promote a learner, remove a voter (the
-//! leader included) or a learner, or replace a voter by a spare in one
-//! joint change, left by the leader on its own or, for an explicit one, by
-//! the operator's next action. A node whose removal has committed is shut
+//! configuration) as a learner, promote a learner once the leader has
+//! caught it up, remove a voter (the leader included) or a learner, or
+//! replace a voter by a caught-up learner in one joint change, left by the
+//! leader on its own or, for an explicit one, by the operator's next
+//! action. A node whose removal has committed is shut
 //! down for good, as an operator would: a removed node that never heard of
 //! its removal would otherwise keep campaigning, and a removed node is
 //! never added back under the same id (it would bring back a stale log and
@@ -37,6 +38,13 @@ impl Cluster {
         };
         let conf = node.conf_state().clone();
         let committed = node.conf_index() <= node.commit();
+        // Learners the leader has caught up: only they are promoted, as an
+        // operator would (a voter that cannot keep up stalls commits).
+        let caught_up: Vec<NodeId> = node
+            .progress()
+            .filter(|p| conf.learners.contains(&p.id) && p.match_index >= node.commit())
+            .map(|p| p.id)
+            .collect();
         if committed {
             for id in conf.members() {
                 self.hosts[id.0 as usize - 1].committed_member = true;
@@ -48,7 +56,7 @@ impl Cluster {
         let input = if conf.is_joint() && !conf.auto_leave {
             Input::LeaveJoint
         } else {
-            match self.draw_change(&conf) {
+            match self.draw_change(&conf, &caught_up) {
                 Some(change) => Input::ChangeMembership(change),
                 None => return Ok(None),
             }
@@ -78,8 +86,9 @@ impl Cluster {
         Ok(acted)
     }
 
-    /// A change for the configuration `conf`, or none.
-    fn draw_change(&mut self, conf: &ConfState) -> Option<MembershipChange> {
+    /// A change for the configuration `conf` whose learners `caught_up`
+    /// hold the leader's log, or none.
+    fn draw_change(&mut self, conf: &ConfState, caught_up: &[NodeId]) -> Option<MembershipChange> {
         let spare = self
             .hosts
             .iter()
@@ -89,11 +98,11 @@ impl Cluster {
         let pick = |rng: &mut super::rng::Rng, set: &[NodeId]| rng.pick(set).copied();
         match rng.below(6) {
             0 | 1 => spare.map(MembershipChange::add_learner),
-            2 => pick(rng, &conf.learners).map(MembershipChange::add_voter),
+            2 => pick(rng, caught_up).map(MembershipChange::add_voter),
             3 if conf.voters.len() > 1 => pick(rng, &conf.voters).map(MembershipChange::remove),
             4 => pick(rng, &conf.learners).map(MembershipChange::remove),
             5 => {
-                let (Some(s), Some(v)) = (spare, pick(rng, &conf.voters)) else {
+                let (Some(s), Some(v)) = (pick(rng, caught_up), pick(rng, &conf.voters)) else {
                     return None;
                 };
                 let t = if rng.coin() {
