@@ -628,6 +628,30 @@ impl Cluster {
                             ""
                         }
                     ));
+                    if self.plan.membership_every_ticks > 0 {
+                        let c = node.conf_state();
+                        let ids = |v: &[NodeId]| {
+                            v.iter()
+                                .map(|i| i.0.to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        };
+                        out.push_str(&format!(
+                            " voters [{}]{}{} at {}",
+                            ids(&c.voters),
+                            if c.is_joint() {
+                                format!(" outgoing [{}]", ids(&c.voters_outgoing))
+                            } else {
+                                String::new()
+                            },
+                            if c.learners.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" learners [{}]", ids(&c.learners))
+                            },
+                            node.conf_index()
+                        ));
+                    }
                 }
             }
         }

@@ -37,7 +37,6 @@ impl Cluster {
             return Ok(None);
         };
         let conf = node.conf_state().clone();
-        let committed = node.conf_index() <= node.commit();
         // Learners the leader has caught up: only they are promoted, as an
         // operator would (a voter that cannot keep up stalls commits).
         let caught_up: Vec<NodeId> = node
@@ -45,14 +44,7 @@ impl Cluster {
             .filter(|p| conf.learners.contains(&p.id) && p.match_index >= node.commit())
             .map(|p| p.id)
             .collect();
-        if committed {
-            for id in conf.members() {
-                self.hosts[id.0 as usize - 1].committed_member = true;
-            }
-            if !conf.is_joint() {
-                self.decommission_removed(&conf)?;
-            }
-        }
+        self.follow_committed_config()?;
         let input = if conf.is_joint() && !conf.auto_leave {
             Input::LeaveJoint
         } else {
@@ -84,6 +76,33 @@ impl Cluster {
             }
         }
         Ok(acted)
+    }
+
+    /// Marks the members of the newest committed configuration, and shuts
+    /// down for good the nodes it removed. The newest committed
+    /// configuration is read at the up node with the highest commit index
+    /// (a leader may be a stale one, cut off in an older term), and only if
+    /// the configuration in force there is committed.
+    fn follow_committed_config(&mut self) -> Result<(), Fail> {
+        let Some(node) = self
+            .hosts
+            .iter()
+            .filter_map(|h| h.node.as_ref())
+            .max_by_key(|n| n.commit())
+        else {
+            return Ok(());
+        };
+        if node.conf_index() > node.commit() {
+            return Ok(());
+        }
+        let conf = node.conf_state().clone();
+        for id in conf.members() {
+            self.hosts[id.0 as usize - 1].committed_member = true;
+        }
+        if !conf.is_joint() {
+            self.decommission_removed(&conf)?;
+        }
+        Ok(())
     }
 
     /// A change for the configuration `conf` whose learners `caught_up`
