@@ -164,6 +164,38 @@ fn hunt(bug: Bug) -> Hunt {
                 Check::Durability,
             ];
         }
+        Bug::JointCountsOnlyIncoming => {
+            // Joint replacements drawn often, partitions to split the old
+            // voters from the new.
+            o.nodes_min = 3;
+            o.nodes_max = 5;
+            o.faults =
+                FaultSwitches::parse("membership,crashes,partitions,loss,reordering,delay-spikes")
+                    .unwrap();
+            budget = 300;
+            caught_by = &[
+                Check::CheckQuorum,
+                Check::Commitment,
+                Check::ElectionSafety,
+                Check::LeaderCompleteness,
+                Check::StateMachineSafety,
+                Check::Linearizability,
+                Check::Durability,
+            ];
+        }
+        Bug::ChangeBeforeTermCommit | Bug::TwoChangesAtOnce => {
+            o.nodes_min = 3;
+            o.nodes_max = 3;
+            o.faults = FaultSwitches::parse("membership,crashes,partitions").unwrap();
+            budget = 300;
+            unreachable = Some(
+                "not reached by random runs within the budget: the split needs two \
+                 changes in flight at once, or a new leader's change before its first entry, \
+                 with a partition that separates exactly the two majorities; \
+                 tests/membership.rs builds each scenario by hand (without_one_change_at_a_time_*, \
+                 without_committing_its_term_first_*), caught by State Machine Safety",
+            );
+        }
         Bug::CommitBeyondVerified => {
             budget = 200;
             unreachable = Some(
