@@ -88,6 +88,8 @@ impl Cluster {
             .hosts
             .iter()
             .filter_map(|h| h.node.as_ref())
+            // A spare that was never added knows no configuration at all.
+            .filter(|n| !n.conf_state().voters.is_empty())
             .max_by_key(|n| n.commit())
         else {
             return Ok(());
