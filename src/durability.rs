@@ -274,26 +274,7 @@ impl Durability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Entry, EntryKind};
-    use bytes::Bytes;
-
-    fn ent(term: u64, index: u64) -> Entry {
-        Entry {
-            term: Term(term),
-            index: Index(index),
-            kind: EntryKind::Normal,
-            data: Bytes::new(),
-        }
-    }
-
-    fn log_of(terms: &[u64]) -> RaftLog {
-        let es = terms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ent(*t, i as u64 + 1))
-            .collect();
-        RaftLog::restore(es, Index(0))
-    }
+    use crate::log::testing::{ent, log_of};
 
     fn restored(log: &RaftLog) -> Durability {
         Durability::restore(log.last_index(), Index(0), HardState::default())

@@ -278,13 +278,15 @@ impl RaftLog {
     }
 }
 
+/// Small logs for the unit tests of the log and of its users.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::message::EntryKind;
     use bytes::Bytes;
 
-    fn ent(term: u64, index: u64) -> Entry {
+    /// An empty normal entry.
+    pub fn ent(term: u64, index: u64) -> Entry {
         Entry {
             term: Term(term),
             index: Index(index),
@@ -293,7 +295,8 @@ mod tests {
         }
     }
 
-    fn log_of(terms: &[u64]) -> RaftLog {
+    /// A log of empty entries with these terms, from index 1.
+    pub fn log_of(terms: &[u64]) -> RaftLog {
         let es = terms
             .iter()
             .enumerate()
@@ -301,6 +304,14 @@ mod tests {
             .collect();
         RaftLog::restore(es, Index(0))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{ent, log_of};
+    use super::*;
+    use crate::message::EntryKind;
+    use bytes::Bytes;
 
     #[test]
     fn last_at_or_below_skips_a_whole_term() {
