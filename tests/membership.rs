@@ -41,6 +41,20 @@ fn three() -> Cluster {
     c
 }
 
+/// `three()` and two new nodes, 4 and 5, started to join.
+fn three_and_two_new() -> (Cluster, u64, u64) {
+    let mut c = three();
+    let (a, b) = (c.add_node(|_| {}), c.add_node(|_| {}));
+    (c, a, b)
+}
+
+/// One joint change: voters `a` and `b` added, `removed` removed.
+fn swap(a: u64, b: u64, removed: &[u64]) -> MembershipChange {
+    let mut changes = vec![ConfChange::AddVoter(nid(a)), ConfChange::AddVoter(nid(b))];
+    changes.extend(removed.iter().map(|&r| ConfChange::RemoveNode(nid(r))));
+    MembershipChange::new(changes)
+}
+
 // ---- learners ------------------------------------------------------------
 
 /// §4.2.1: a learner (a non-voting member) receives the log but is never
@@ -256,17 +270,10 @@ fn a_leader_proposes_no_change_before_an_entry_of_its_term_commits() {
 /// leader leaves it on its own (`Transition::Auto` with two voters changed).
 #[test]
 fn a_joint_configuration_needs_both_majorities_and_is_left_on_its_own() {
-    let mut c = three();
-    let (a, b) = (c.add_node(|_| {}), c.add_node(|_| {}));
+    let (mut c, a, b) = three_and_two_new();
     c.isolate(a);
     c.isolate(b);
-    let ch = MembershipChange::new([
-        ConfChange::AddVoter(nid(a)),
-        ConfChange::AddVoter(nid(b)),
-        ConfChange::RemoveNode(nid(2)),
-        ConfChange::RemoveNode(nid(3)),
-    ]);
-    change(&mut c, 1, ch).unwrap();
+    change(&mut c, 1, swap(a, b, &[2, 3])).unwrap();
     let joint_at = c.node(1).last_log().index;
     c.stabilize();
     let joint = c.node(1).conf_state().clone();
@@ -300,15 +307,8 @@ fn a_joint_configuration_needs_both_majorities_and_is_left_on_its_own() {
 /// configuration without it commits.
 #[test]
 fn an_explicit_joint_configuration_is_left_when_asked_and_elections_need_both_majorities() {
-    let mut c = three();
-    let (a, b) = (c.add_node(|_| {}), c.add_node(|_| {}));
-    let ch = MembershipChange::new([
-        ConfChange::AddVoter(nid(a)),
-        ConfChange::AddVoter(nid(b)),
-        ConfChange::RemoveNode(nid(2)),
-        ConfChange::RemoveNode(nid(3)),
-    ])
-    .with_transition(Transition::JointExplicit);
+    let (mut c, a, b) = three_and_two_new();
+    let ch = swap(a, b, &[2, 3]).with_transition(Transition::JointExplicit);
     change(&mut c, 1, ch).unwrap();
     c.stabilize();
     c.tick_and_stabilize(3);
@@ -608,16 +608,10 @@ fn a_restored_vote_for_a_removed_node_restores() {
 /// force where its entry survived, and the cluster finishes the change.
 #[test]
 fn a_restart_in_the_middle_of_a_joint_change_restores_and_finishes_it() {
-    let mut c = three();
-    let (a, b) = (c.add_node(|_| {}), c.add_node(|_| {}));
+    let (mut c, a, b) = three_and_two_new();
     c.isolate(a);
     c.isolate(b);
-    let ch = MembershipChange::new([
-        ConfChange::AddVoter(nid(a)),
-        ConfChange::AddVoter(nid(b)),
-        ConfChange::RemoveNode(nid(3)),
-    ]);
-    change(&mut c, 1, ch).unwrap();
+    change(&mut c, 1, swap(a, b, &[3])).unwrap();
     c.deliver_where(|m| m.to == nid(2) && is_append(m));
     c.drop_all();
     assert!(c.node(2).conf_state().is_joint());
@@ -698,8 +692,7 @@ fn a_leader_deposed_before_its_removal_commits_campaigns_to_finish_it() {
 #[test]
 #[should_panic(expected = "two different entries committed")]
 fn without_one_change_at_a_time_two_majorities_commit_different_entries() {
-    let mut c = three();
-    let (a, b) = (c.add_node(|_| {}), c.add_node(|_| {}));
+    let (mut c, a, b) = three_and_two_new();
     c.inject_bug(1, zaft::sim::Bug::TwoChangesAtOnce);
     c.partition(&[&[1, a, b], &[2, 3]]);
     change(&mut c, 1, MembershipChange::add_voter(nid(a))).unwrap();
